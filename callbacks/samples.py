@@ -1,0 +1,146 @@
+"""Sample pictures from fixed latents, saved under the run folder and sent to the active loggers.
+
+Images: a PNG with a grid of real images on the left and generated ones on the right.
+2-D toy data: a scatter plot of generated points over the data and its mode centres.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+from torchvision.utils import make_grid
+
+from datamodules.toy import mixture_centers, mode_coverage
+
+
+def run_dir(trainer: L.Trainer) -> Path:
+    """The folder this run writes to: the logger's version folder, else ``default_root_dir``."""
+    return Path(trainer.log_dir or trainer.default_root_dir)
+
+
+def real_vs_fake_grid(real: Tensor, fake: Tensor, nrow: int) -> Tensor:
+    """[3, H, W] uint8 picture: real grid | gap | fake grid, from images in [-1, 1]."""
+    to_grid = lambda x: make_grid(x.float().clamp(-1, 1).add(1).div(2), nrow=nrow, padding=2, pad_value=1.0)
+    left, right = to_grid(real), to_grid(fake)
+    gap = torch.ones(left.shape[0], left.shape[1], 8)
+    picture = torch.cat([left, gap, right], dim=2)
+    if picture.shape[0] == 1:
+        picture = picture.expand(3, -1, -1)
+    return picture.mul(255).round().to(torch.uint8)
+
+
+def scatter_picture(real: Tensor, fake: Tensor, mixture: str | None, title: str) -> np.ndarray:
+    """[H, W, 3] uint8 scatter plot of fake points (red) over real ones (grey) and the mode centres."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    ax.scatter(real[:, 0], real[:, 1], s=2, c="0.7", label="data")
+    ax.scatter(fake[:, 0], fake[:, 1], s=2, c="tab:red", alpha=0.6, label="samples")
+    if mixture is not None:
+        c = mixture_centers(mixture)
+        ax.scatter(c[:, 0], c[:, 1], marker="x", s=60, c="k", label="modes")
+    lim = float(real.abs().max()) * 1.4
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=title)
+    ax.legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    fig.canvas.draw()
+    picture = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return picture
+
+
+class SampleGrid(L.Callback):
+    """Every ``every_n_steps`` training steps (and at the end), draw samples from fixed latents.
+
+    Writes ``<run folder>/samples/step_XXXXXXX.png`` and ``samples/latest.png``, and logs the
+    picture as ``samples`` to W&B (``log_image``) or TensorBoard (``add_image``); CSV logs only the file.
+    """
+
+    def __init__(self, every_n_steps: int = 500, num_samples: int = 64, nrow: int = 8, seed: int = 0) -> None:
+        """
+        Args:
+            every_n_steps: training steps (batches) between pictures; 0 = only at the end.
+            num_samples: images in the grid, or points in the scatter plot.
+            nrow: images per grid row.
+            seed: seed of the fixed latents, so pictures across steps and runs compare.
+        """
+        super().__init__()
+        self.every_n_steps = every_n_steps
+        self.num_samples = num_samples
+        self.nrow = nrow
+        self.seed = seed
+        self._z: Tensor | None = None
+        self._labels: Tensor | None = None
+        self._real: Tensor | None = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        g = torch.Generator().manual_seed(self.seed)
+        self._z = torch.randn(self.num_samples, pl_module.z_dim, generator=g)
+        if pl_module.num_classes:
+            self._labels = torch.arange(self.num_samples) % pl_module.num_classes
+        self._real = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._real is None:
+            self._real = self._collect_real(trainer, batch)
+        step = trainer.fit_loop.epoch_loop.batch_progress.total.completed
+        if self.every_n_steps > 0 and step % self.every_n_steps == 0:
+            self.draw(trainer, pl_module, step)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._real is not None:
+            self.draw(trainer, pl_module, trainer.fit_loop.epoch_loop.batch_progress.total.completed)
+
+    def _collect_real(self, trainer: L.Trainer, batch: Any) -> Tensor:
+        real = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if real.dim() == 2:  # points: use more of the data set for the background
+            dataset = getattr(trainer.datamodule, "dataset", None)
+            if dataset is not None:
+                return dataset[: max(2000, self.num_samples)][0].cpu()
+        return real[: self.num_samples].detach().cpu()
+
+    @torch.no_grad()
+    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, step: int) -> Path | None:
+        if not trainer.is_global_zero:
+            return None
+        was_training = pl_module.training
+        pl_module.eval()
+        labels = None if self._labels is None else self._labels.to(pl_module.device)
+        fake = pl_module.sample(self.num_samples, labels=labels, z=self._z).float().cpu()
+        pl_module.train(was_training)
+
+        out_dir = run_dir(trainer) / "samples"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if fake.dim() == 2:
+            mixture = getattr(trainer.datamodule, "hparams", {}).get("mixture")
+            title = f"step {step}"
+            if mixture is not None:
+                covered, quality = mode_coverage(fake, mixture)
+                title += f": {covered} modes covered, {quality:.0%} high-quality samples"
+            picture = scatter_picture(self._real, fake, mixture, title)
+        else:
+            picture = real_vs_fake_grid(self._real, fake, self.nrow).permute(1, 2, 0).numpy()
+
+        from PIL import Image
+
+        path = out_dir / f"step_{step:07d}.png"
+        Image.fromarray(picture).save(path)
+        Image.fromarray(picture).save(out_dir / "latest.png")
+        self._log(trainer, picture, step)
+        return path
+
+    @staticmethod
+    def _log(trainer: L.Trainer, picture: np.ndarray, step: int) -> None:
+        for logger in trainer.loggers:
+            if hasattr(logger, "log_image"):  # W&B, Neptune
+                logger.log_image(key="samples", images=[picture], step=trainer.global_step)
+            elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoard
+                logger.experiment.add_image("samples", picture, global_step=trainer.global_step, dataformats="HWC")

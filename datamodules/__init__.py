@@ -1,0 +1,6 @@
+"""LightningDataModules for the gans models: every batch is ``(samples, labels)``."""
+
+from datamodules.mnist import MNISTDataModule
+from datamodules.toy import ToyDataModule
+
+__all__ = ["MNISTDataModule", "ToyDataModule"]

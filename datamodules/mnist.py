@@ -1,0 +1,130 @@
+"""MNIST (LeCun et al. 1998) through torchvision, for the MLP, conditional and DCGAN-family models.
+
+Images are scaled to [-1, 1]; 28 px is native, 32 px pads 2 pixels of background on every
+side (the usual DCGAN input), other sizes resize. Labels come with every batch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+from torch.utils.data import DataLoader
+from torchvision import transforms
+from torchvision.datasets import MNIST
+from torchvision.datasets.utils import extract_archive
+
+Split = Literal["train", "test"]
+RAW_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+class MNISTSplit(MNIST):
+    """torchvision's MNIST that needs only the two files of the split it reads.
+
+    torchvision insists on all four files even for ``train=False``; a folder holding only the
+    test split (like ``../shared/data/mnist``) is enough here. Gzipped files placed by hand
+    are extracted first, so no download is attempted when they are present.
+    """
+
+    def __init__(self, root: str | Path, split: Split, download: bool, transform=None) -> None:
+        self.resources = [r for r in MNIST.resources if r[0] in RAW_FILES[split]]
+        raw = Path(root) / "MNIST" / "raw"
+        for name in RAW_FILES[split]:
+            if (raw / name).exists() and not (raw / name.removesuffix(".gz")).exists():
+                extract_archive(str(raw / name), str(raw))
+        super().__init__(str(root), train=split == "train", download=download, transform=transform)
+
+    @property
+    def raw_folder(self) -> str:
+        return os.path.join(self.root, "MNIST", "raw")
+
+    @property
+    def processed_folder(self) -> str:
+        return os.path.join(self.root, "MNIST", "processed")
+
+
+def missing_mnist_message(root: str | Path, split: Split, cause: str = "") -> str:
+    raw = Path(root).resolve() / "MNIST" / "raw"
+    files = ", ".join(RAW_FILES["train"] + RAW_FILES["test"])
+    other = "test" if split == "train" else "train"
+    return (
+        f"MNIST {split} split not found in {raw} and could not be downloaded{f' ({cause})' if cause else ''}. "
+        f"Put the four files {files} in {raw} (gzipped is fine), or set data.init_args.split: {other} "
+        f"if your folder holds only the {other} files."
+    )
+
+
+class MNISTDataModule(L.LightningDataModule):
+    """MNIST digits in [-1, 1] with labels 0-9."""
+
+    num_classes = 10
+
+    def __init__(
+        self,
+        root: str = "data",
+        split: Split = "train",
+        img_resolution: int = 28,
+        batch_size: int = 64,
+        num_workers: int = 2,
+        pin_memory: bool = False,
+        download: bool = True,
+    ) -> None:
+        """
+        Args:
+            root: folder holding ``MNIST/raw/`` (created on download).
+            split: which split to train on; ``test`` reads only the t10k files (10,000 digits).
+            img_resolution: 28 (native), 32 (padded by 2 px) or any other size (resized).
+            batch_size: images per batch on each device.
+            num_workers: DataLoader worker processes; 0 loads in the main process.
+            pin_memory: pin batches for faster host-to-GPU copies.
+            download: download the split if its files are missing.
+        """
+        super().__init__()
+        if split not in RAW_FILES:
+            raise ValueError(f"Unknown MNIST split {split!r}: choose 'train' or 'test'.")
+        if img_resolution < 8:
+            raise ValueError(f"img_resolution must be >= 8, got {img_resolution}.")
+        self.save_hyperparameters()
+        self.data_shape = (1, img_resolution, img_resolution)
+        self.dataset: MNISTSplit | None = None
+
+    def transform(self) -> transforms.Compose:
+        res = self.hparams.img_resolution
+        if res == 28:
+            resize = []
+        elif res == 32:
+            resize = [transforms.Pad(2)]
+        else:
+            resize = [transforms.Resize(res, antialias=True)]
+        return transforms.Compose([*resize, transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
+
+    def _load(self, download: bool) -> MNISTSplit:
+        hp = self.hparams
+        try:
+            return MNISTSplit(hp.root, hp.split, download=download, transform=self.transform())
+        except RuntimeError as err:  # torchvision: "Dataset not found" or "Error downloading ..."
+            raise FileNotFoundError(missing_mnist_message(hp.root, hp.split, str(err).splitlines()[0])) from None
+
+    def prepare_data(self) -> None:
+        self._load(self.hparams.download)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.dataset is None:
+            self.dataset = self._load(download=False)
+
+    def train_dataloader(self) -> DataLoader:
+        hp = self.hparams
+        return DataLoader(
+            self.dataset,
+            batch_size=hp.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=hp.num_workers,
+            pin_memory=hp.pin_memory,
+            persistent_workers=hp.num_workers > 0,
+        )

@@ -1,0 +1,12 @@
+"""gans: generative adversarial networks for PyTorch Lightning, one paper-faithful module per variant."""
+
+from gans.base import GANModule
+from gans.cgan import CGAN
+from gans.dcgan import DCGAN
+from gans.gan import GAN
+from gans.lsgan import LSGAN
+from gans.wgan import WGAN
+from gans.wgan_gp import WGANGP
+
+__all__ = ["GANModule", "GAN", "CGAN", "DCGAN", "LSGAN", "WGAN", "WGANGP"]
+__version__ = "0.1.0"

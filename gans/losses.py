@@ -1,0 +1,165 @@
+"""Adversarial losses and regularisers, written once and shared by every variant.
+
+Every function is a pure function of discriminator outputs (logits, never
+probabilities) and, for the penalties, of the tensors they differentiate. The
+identity used throughout is ``softplus(-x) = -log sigmoid(x)`` and
+``softplus(x) = -log(1 - sigmoid(x))``, which keeps the logistic losses stable.
+
+Losses (chosen by name in config, see :data:`LOSS_NAMES`):
+
+- ``minimax``         Goodfellow et al. 2014, arXiv:1406.2661, eq. 1: G minimises log(1 - D(G(z))).
+- ``non_saturating``  Goodfellow et al. 2014, section 3: G maximises log D(G(z)).
+- ``least_squares``   Mao et al. 2017, arXiv:1611.04076, eq. 2 with a=0, b=1, c=1.
+- ``wasserstein``     Arjovsky et al. 2017, arXiv:1701.07875, eq. 3 (critic, no sigmoid).
+- ``hinge``           Lim & Ye 2017, arXiv:1705.02894; Miyato et al. 2018, eq. 16-17.
+
+Regularisers:
+
+- :func:`clip_weights`      WGAN weight clipping (Arjovsky et al. 2017, Algorithm 1).
+- :func:`gradient_penalty`  WGAN-GP (Gulrajani et al. 2017, arXiv:1704.00028, eq. 3).
+- :func:`r1_penalty` / :func:`r2_penalty`  zero-centred penalties on real / fake
+  (Mescheder et al. 2018, arXiv:1801.04406, eq. 9-10).
+- :func:`drift_penalty`     ProGAN drift (Karras et al. 2018, arXiv:1710.10196, section A.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+LossName = Literal["minimax", "non_saturating", "least_squares", "wasserstein", "hinge"]
+LOSS_NAMES: tuple[str, ...] = LossName.__args__
+
+
+# Discriminator losses. ``real_target`` / ``fake_target`` are the label targets
+# (1 and 0 unless a label trick replaces them); losses that have no labels
+# (wasserstein, hinge) reject them, see AdversarialLoss.uses_labels.
+
+
+def logistic_d_loss(real: Tensor, fake: Tensor, real_target: Tensor | float = 1.0, fake_target: Tensor | float = 0.0) -> Tensor:
+    """-E[t log D(x) + (1-t) log(1 - D(x))] summed over real and fake: binary cross-entropy on logits.
+
+    With the default targets this is ``E[softplus(-real)] + E[softplus(fake)]``.
+    """
+    real_target = torch.as_tensor(real_target, dtype=real.dtype, device=real.device).expand_as(real)
+    fake_target = torch.as_tensor(fake_target, dtype=fake.dtype, device=fake.device).expand_as(fake)
+    return F.binary_cross_entropy_with_logits(real, real_target) + F.binary_cross_entropy_with_logits(fake, fake_target)
+
+
+def minimax_g_loss(fake: Tensor) -> Tensor:
+    """E[log(1 - D(G(z)))] = -E[softplus(fake)]; saturates when D rejects the fakes."""
+    return -F.softplus(fake).mean()
+
+
+def non_saturating_g_loss(fake: Tensor) -> Tensor:
+    """-E[log D(G(z))] = E[softplus(-fake)]."""
+    return F.softplus(-fake).mean()
+
+
+def least_squares_d_loss(real: Tensor, fake: Tensor, real_target: Tensor | float = 1.0, fake_target: Tensor | float = 0.0) -> Tensor:
+    """1/2 E[(D(x) - b)^2] + 1/2 E[(D(G(z)) - a)^2] with b = real_target, a = fake_target (Mao et al. eq. 2)."""
+    return 0.5 * ((real - real_target) ** 2).mean() + 0.5 * ((fake - fake_target) ** 2).mean()
+
+
+def least_squares_g_loss(fake: Tensor) -> Tensor:
+    """1/2 E[(D(G(z)) - c)^2] with c = 1."""
+    return 0.5 * ((fake - 1.0) ** 2).mean()
+
+
+def wasserstein_d_loss(real: Tensor, fake: Tensor) -> Tensor:
+    """E[D(G(z))] - E[D(x)]: the negated estimate of the Wasserstein-1 distance."""
+    return fake.mean() - real.mean()
+
+
+def wasserstein_g_loss(fake: Tensor) -> Tensor:
+    """-E[D(G(z))]; shared by the hinge loss (Miyato et al. 2018, eq. 17)."""
+    return -fake.mean()
+
+
+def hinge_d_loss(real: Tensor, fake: Tensor) -> Tensor:
+    """E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]."""
+    return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+
+@dataclass(frozen=True)
+class AdversarialLoss:
+    """A pair of D and G losses. ``uses_labels``: whether label targets (smoothing, soft/noisy labels) apply."""
+
+    name: str
+    discriminator: Callable[..., Tensor]
+    generator: Callable[[Tensor], Tensor]
+    uses_labels: bool
+
+
+_LOSSES = {
+    "minimax": AdversarialLoss("minimax", logistic_d_loss, minimax_g_loss, uses_labels=True),
+    "non_saturating": AdversarialLoss("non_saturating", logistic_d_loss, non_saturating_g_loss, uses_labels=True),
+    "least_squares": AdversarialLoss("least_squares", least_squares_d_loss, least_squares_g_loss, uses_labels=True),
+    "wasserstein": AdversarialLoss("wasserstein", wasserstein_d_loss, wasserstein_g_loss, uses_labels=False),
+    "hinge": AdversarialLoss("hinge", hinge_d_loss, wasserstein_g_loss, uses_labels=False),
+}
+
+
+def get_loss(name: str) -> AdversarialLoss:
+    """The adversarial loss called ``name``; a clear error lists the valid names."""
+    try:
+        return _LOSSES[name]
+    except KeyError:
+        raise ValueError(f"Unknown loss {name!r}: choose one of {', '.join(LOSS_NAMES)} (model.init_args.loss).") from None
+
+
+# Regularisers.
+
+
+@torch.no_grad()
+def clip_weights(module: nn.Module, clip_value: float) -> None:
+    """Clamp every parameter of ``module`` to [-c, c] in place (WGAN, Algorithm 1 line 7)."""
+    for p in module.parameters():
+        p.clamp_(-clip_value, clip_value)
+
+
+def _grad_norm_sq(outputs: Tensor, inputs: Tensor, grad_scale: float = 1.0) -> Tensor:
+    """Per-sample ||d sum(outputs) / d inputs||^2, keeping the graph so the penalty can be back-propagated.
+
+    ``grad_scale`` is the AMP loss scale: outputs are scaled before ``autograd.grad``
+    and the gradient unscaled after, so fp16 gradients do not underflow (PyTorch
+    AMP recipe "gradient penalty").
+    """
+    (grad,) = torch.autograd.grad(outputs=outputs.sum() * grad_scale, inputs=inputs, create_graph=True)
+    grad = grad.float() / grad_scale
+    return grad.flatten(1).pow(2).sum(1)  # [N]
+
+
+def gradient_penalty(
+    discriminator: Callable[[Tensor], Tensor],
+    real: Tensor,
+    fake: Tensor,
+    grad_scale: float = 1.0,
+) -> Tensor:
+    """WGAN-GP: E[(||grad D(x_hat)||_2 - 1)^2], x_hat = eps x + (1 - eps) G(z), eps ~ U[0, 1] per sample.
+
+    Gulrajani et al. 2017, eq. 3. Multiply by lambda (10 in the paper) outside.
+    """
+    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    norm = _grad_norm_sq(discriminator(x_hat), x_hat, grad_scale).add(1e-12).sqrt()
+    return (norm - 1.0).pow(2).mean()
+
+
+def r1_penalty(real_logits: Tensor, real: Tensor, grad_scale: float = 1.0) -> Tensor:
+    """R1: E[||grad D(x)||^2] on real data; ``real`` must require grad. Multiply by gamma / 2 outside."""
+    return _grad_norm_sq(real_logits, real, grad_scale).mean()
+
+
+def r2_penalty(fake_logits: Tensor, fake: Tensor, grad_scale: float = 1.0) -> Tensor:
+    """R2: E[||grad D(G(z))||^2] on generated data; ``fake`` must require grad. Multiply by gamma / 2 outside."""
+    return _grad_norm_sq(fake_logits, fake, grad_scale).mean()
+
+
+def drift_penalty(real_logits: Tensor) -> Tensor:
+    """ProGAN drift: E[D(x)^2], keeps the critic output near zero (weight epsilon_drift = 0.001)."""
+    return real_logits.float().pow(2).mean()
