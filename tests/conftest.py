@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny data in the real formats, so no test downloads or needs ../shared."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def write_mnist_idx(root: Path, split: str = "train", n: int = 64, seed: int = 0, gz: bool = True) -> Path:
+    """Write ``n`` random 28x28 digits and labels as MNIST IDX files under ``root/MNIST/raw``.
+
+    The format is the one of yann.lecun.com: big-endian magic 2051 (images, dims n, 28, 28)
+    and 2049 (labels, dim n), uint8 payload; gzipped like the published files when ``gz``.
+    """
+    raw = Path(root) / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    labels = (np.arange(n) % 10).astype(np.uint8)
+    image_name, label_name = MNIST_FILES[split]
+    payloads = {
+        image_name: struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes(),
+        label_name: struct.pack(">II", 2049, n) + labels.tobytes(),
+    }
+    for name, payload in payloads.items():
+        if gz:
+            with gzip.open(raw / f"{name}.gz", "wb") as f:
+                f.write(payload)
+        else:
+            (raw / name).write_bytes(payload)
+    return raw
+
+
+@pytest.fixture
+def mnist_root(tmp_path: Path) -> Path:
+    """A folder with tiny train and test splits of MNIST in the real (gzipped IDX) format."""
+    root = tmp_path / "data"
+    write_mnist_idx(root, "train", n=64, seed=0)
+    write_mnist_idx(root, "test", n=32, seed=1)
+    return root
