@@ -21,7 +21,6 @@ Public hooks, stable for subclassing (``class MyGAN(DCGAN): def generator_loss(.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Any, Literal
 
 import lightning as L
@@ -236,7 +235,8 @@ class GANModule(L.LightningModule):
 
     def _optimizer_step(self, opt: Any, loss: Tensor, network: nn.Module) -> None:
         opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
+        with distributed.reducer_off(self.trainer.strategy.model):
+            self.manual_backward(loss)
         distributed.all_reduce_gradients(network)
         opt.step()
 
@@ -255,9 +255,6 @@ class GANModule(L.LightningModule):
                 f"{type(self).__name__} is conditioned on {self.num_classes} classes but "
                 f"{type(datamodule).__name__} has {data_classes}: set model.init_args.num_classes: {data_classes}."
             )
-
-    def on_train_start(self) -> None:
-        distributed.disable_reducer(self.trainer.strategy.model)
 
     def unpack_batch(self, batch: Any) -> tuple[Tensor, Tensor | None]:
         """``(images, labels)`` from a datamodule batch; labels are dropped for unconditional models."""

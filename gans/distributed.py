@@ -3,7 +3,7 @@
 DDP's reducer assumes one backward over all parameters per forward. A GAN step makes
 several backwards per ``training_step`` (D, then G), each touching one network, so the
 reducer either hangs or needs ``find_unused_parameters=True``, which also hides real
-unused-parameter bugs. Instead the base module switches the reducer off and averages the
+unused-parameter bugs. Instead the base module runs each backward under ``no_sync`` and averages the
 gradients of exactly the network that is about to step, with one all-reduce. Parameters
 start identical (DDP broadcasts them at wrap time) and every rank applies the same averaged
 gradient, so they stay identical; buffers (batch-norm statistics) are broadcast from rank 0
@@ -12,18 +12,17 @@ after each step, as DDP does with ``broadcast_buffers=True``.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
+
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 
-def disable_reducer(model: nn.Module) -> bool:
-    """Stop DDP's reducer from syncing gradients of ``model``; True if ``model`` is DDP-wrapped."""
-    if not isinstance(model, DistributedDataParallel):
-        return False
-    model.require_backward_grad_sync = False
-    return True
+def reducer_off(model: nn.Module) -> AbstractContextManager:
+    """A context in which DDP's reducer leaves the gradients of ``model`` alone (``no_sync``)."""
+    return model.no_sync() if isinstance(model, DistributedDataParallel) else nullcontext()
 
 
 def _is_distributed() -> bool:

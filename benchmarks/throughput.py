@@ -1,0 +1,237 @@
+"""Training throughput of the GAN modules under Lightning and as a plain PyTorch loop.
+
+Measures real images consumed per second (one real batch = one D step + one G step) at
+batch 64 for two models:
+
+- ``dcgan64``: ``gans.DCGAN(img_resolution=64, img_channels=3)`` on random 3x64x64 tensors;
+- ``mlp``:     ``gans.GAN()`` (the 2014 MLP GAN) on random 1x28x28 tensors, trained here with
+               Adam 2e-4 (0.5, 0.999) like DCGAN so both loops use the same optimizer.
+
+Each model is timed two ways:
+
+- ``lightning``: ``Trainer(accelerator="cpu", logger=False, enable_checkpointing=False,
+  enable_progress_bar=False, enable_model_summary=False).fit(module, DataLoader(TensorDataset))``,
+  i.e. the module's own ``training_step`` with manual optimization, logging and hooks;
+- ``plain``: a hand-written loop doing the same work per step on the module's own networks
+  (``module.generator`` / ``module.discriminator``): G frozen, D step on real + fresh fakes
+  with the non-saturating loss of :mod:`gans.losses`, D frozen, G step; Adam 2e-4 (0.5, 0.999);
+  the same DataLoader over the same in-memory tensors.
+
+Both timers start after ``--warmup`` steps and stop after ``--steps`` more; the DataLoader
+iteration is inside the timed region in both. Every measurement is repeated ``--repeats``
+times (Lightning and plain alternating, so slow drift of the machine hits both alike) and
+the median is reported. Lightning overhead = (plain - lightning) / plain.
+
+    python benchmarks/throughput.py                       # both models, defaults
+    python benchmarks/throughput.py --models mlp --mlp-steps 400 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import gans
+from gans.losses import get_loss
+from gans.tricks import label_targets
+
+BATCH = 64
+ADAM = dict(lr=2e-4, betas=(0.5, 0.999))
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    label: str
+    shape: tuple[int, ...]
+    build: Callable[[], gans.GANModule]
+
+
+CASES = {
+    "dcgan64": Case(
+        "dcgan64",
+        "DCGAN-64 (3x64x64)",
+        (3, 64, 64),
+        lambda: gans.DCGAN(img_resolution=64, img_channels=3, loss="non_saturating", optimizer="adam", lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999)),
+    ),
+    "mlp": Case(
+        "mlp",
+        "MLP GAN (1x28x28)",
+        (1, 28, 28),
+        lambda: gans.GAN(data_shape=(1, 28, 28), loss="non_saturating", optimizer="adam", lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999)),
+    ),
+}
+
+
+def make_loader(shape: tuple[int, ...], n_batches: int, seed: int) -> DataLoader:
+    """Random images in [-1, 1], kept in memory, with labels (as the real datamodules give)."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(n_batches * BATCH, *shape, generator=g).mul_(2).sub_(1)
+    labels = torch.randint(0, 10, (n_batches * BATCH,), generator=g)
+    return DataLoader(TensorDataset(images, labels), batch_size=BATCH, shuffle=True, drop_last=True, num_workers=0)
+
+
+# Lightning.
+
+
+class StepTimer(L.Callback):
+    """Wall clock from the end of batch ``warmup - 1`` to the end of batch ``warmup + steps - 1``."""
+
+    def __init__(self, warmup: int, steps: int) -> None:
+        self.warmup, self.steps = warmup, steps
+        self.start = self.stop = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if batch_idx == self.warmup - 1:
+            self.start = time.perf_counter()
+        elif batch_idx == self.warmup + self.steps - 1:
+            self.stop = time.perf_counter()
+
+
+def run_lightning(case: Case, warmup: int, steps: int, seed: int) -> float:
+    """Images per second of ``Trainer.fit`` over exactly ``warmup + steps`` batches."""
+    torch.manual_seed(seed)
+    module = case.build()
+    loader = make_loader(case.shape, warmup + steps, seed)
+    timer = StepTimer(warmup, steps)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+    )
+    trainer.fit(module, loader)
+    assert module.g_steps == warmup + steps, (module.g_steps, warmup + steps)
+    return steps * BATCH / (timer.stop - timer.start)
+
+
+# Plain PyTorch.
+
+
+def frozen(net: nn.Module) -> "_Frozen":
+    return _Frozen(net)
+
+
+class _Frozen:
+    """requires_grad False on ``net`` inside the block, restored after: what ``toggled_optimizer`` does."""
+
+    def __init__(self, net: nn.Module) -> None:
+        self.params = list(net.parameters())
+
+    def __enter__(self) -> None:
+        self.saved = [p.requires_grad for p in self.params]
+        for p in self.params:
+            p.requires_grad = False
+
+    def __exit__(self, *exc) -> None:
+        for p, r in zip(self.params, self.saved):
+            p.requires_grad = r
+
+
+def run_plain(case: Case, warmup: int, steps: int, seed: int) -> float:
+    """Images per second of a hand-written loop doing the module's D step then G step."""
+    torch.manual_seed(seed)
+    module = case.build()
+    G, D, z_dim = module.generator, module.discriminator, module.z_dim
+    G.train()
+    D.train()
+    loss = get_loss("non_saturating")
+    opt_d = torch.optim.Adam(D.parameters(), **ADAM)
+    opt_g = torch.optim.Adam(G.parameters(), **ADAM)
+    loader = make_loader(case.shape, warmup + steps, seed)
+
+    start = None
+    for i, (real, _labels) in enumerate(loader):
+        n = real.shape[0]
+        # D step, G frozen.
+        with frozen(G):
+            with torch.no_grad():
+                fake = G(torch.randn(n, z_dim))
+            real_logits, fake_logits = D(real), D(fake)
+            d_loss = loss.discriminator(real_logits, fake_logits, label_targets(real_logits, True), label_targets(fake_logits, False))
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+        # G step, D frozen.
+        with frozen(D):
+            fake = G(torch.randn(n, z_dim))
+            g_loss = loss.generator(D(fake))
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+        if i == warmup - 1:
+            start = time.perf_counter()
+    stop = time.perf_counter()
+    assert i == warmup + steps - 1
+    return steps * BATCH / (stop - start)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", choices=list(CASES), default=list(CASES))
+    parser.add_argument("--dcgan-steps", type=int, default=20, help="timed steps for dcgan64 (default 20)")
+    parser.add_argument("--mlp-steps", type=int, default=200, help="timed steps for mlp (default 200)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before timing (default 3)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the median is reported (default 3)")
+    parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads; 0 = leave the default")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    logging.getLogger("lightning.fabric").setLevel(logging.ERROR)
+
+    print(
+        f"# torch {torch.__version__}, lightning {L.__version__}, python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), torch threads {torch.get_num_threads()}, "
+        f"batch {BATCH}, warmup {args.warmup}, repeats {args.repeats}",
+        flush=True,
+    )
+    rows = []
+    for name in args.models:
+        case = CASES[name]
+        steps = args.dcgan_steps if name == "dcgan64" else args.mlp_steps
+        results: dict[str, list[float]] = {"lightning": [], "plain": []}
+        for r in range(args.repeats):
+            # Alternate which goes first, so drift of a noisy machine does not favour one.
+            order = ("lightning", "plain") if r % 2 == 0 else ("plain", "lightning")
+            for way in order:
+                fn = run_lightning if way == "lightning" else run_plain
+                ips = fn(case, args.warmup, steps, args.seed + r)
+                results[way].append(ips)
+                print(f"  {name:8s} {way:9s} run {r + 1}: {ips:8.1f} img/s", flush=True)
+        lit, plain = statistics.median(results["lightning"]), statistics.median(results["plain"])
+        rows.append((case, steps, results, lit, plain))
+
+    print()
+    print(f"| model | timed steps x runs | Lightning img/s (median; min-max) | plain PyTorch img/s (median; min-max) | Lightning overhead |")
+    print("| --- | --- | --- | --- | --- |")
+    for case, steps, results, lit, plain in rows:
+        rng = lambda xs: f"{min(xs):.0f}-{max(xs):.0f}"
+        print(
+            f"| {case.label} | {steps} x {args.repeats} | {lit:.1f} ({rng(results['lightning'])}) | "
+            f"{plain:.1f} ({rng(results['plain'])}) | {100 * (plain - lit) / plain:+.1f} % |"
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
