@@ -1,0 +1,67 @@
+"""A run interrupted at a checkpoint and resumed ends exactly where an uninterrupted run ends."""
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from datamodules import ToyDataModule
+from gans import GAN, WGAN
+
+
+def make_model(cls):
+    # Dropout in D and the WGAN schedule make the outcome depend on RNG and progress counters.
+    common = dict(data_shape=(2,), z_dim=4, g_tanh=False) if cls is GAN else dict(img_resolution=16, img_channels=1, z_dim=4, ngf=4, ndf=4)
+    if cls is GAN:
+        return GAN(**common, g_hidden=(16,), d_hidden=(16,), d_pieces=2, d_input_dropout=0.1, d_dropout=0.1, optimizer="adam", lr_g=1e-3, lr_d=1e-3)
+    return WGAN(**common, n_critic_boost=3, boost_first_g_steps=2, n_critic=2)
+
+
+def make_data(cls):
+    if cls is GAN:
+        return ToyDataModule(num_samples=512, batch_size=64)
+    images = torch.rand(96, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, torch.zeros(96)), batch_size=16, shuffle=True)
+    return loader
+
+
+def fit(cls, root: Path, max_epochs: int, ckpt_path: str | None = None):
+    L.seed_everything(123)
+    model = make_model(cls)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=max_epochs,
+        default_root_dir=root,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[ModelCheckpoint(dirpath=root / "ckpt", save_last=True, save_top_k=0)],
+    )
+    data = make_data(cls)
+    if isinstance(data, L.LightningDataModule):
+        trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+    else:
+        trainer.fit(model, train_dataloaders=data, ckpt_path=ckpt_path)
+    model.next_draw = torch.randn(4)  # where the global RNG stands when training ends
+    return model, trainer
+
+
+@pytest.mark.parametrize("cls", [GAN, WGAN])
+def test_resume_continues_identically(tmp_path: Path, cls) -> None:
+    straight, straight_trainer = fit(cls, tmp_path / "straight", max_epochs=3)
+    _, first = fit(cls, tmp_path / "resumed", max_epochs=1)
+    resumed, resumed_trainer = fit(cls, tmp_path / "resumed", max_epochs=3, ckpt_path=str(tmp_path / "resumed" / "ckpt" / "last.ckpt"))
+
+    assert first.global_step > 0
+    assert resumed_trainer.global_step == straight_trainer.global_step
+    assert (resumed.images_seen, resumed.g_steps, resumed.d_steps_since_g) == (straight.images_seen, straight.g_steps, straight.d_steps_since_g)
+    for name, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[name]), f"{name} differs after resume"
+    for opt_a, opt_b in zip(straight_trainer.optimizers, resumed_trainer.optimizers):
+        for state_a, state_b in zip(opt_a.state_dict()["state"].values(), opt_b.state_dict()["state"].values()):
+            for key in state_a:
+                assert torch.equal(torch.as_tensor(state_a[key]), torch.as_tensor(state_b[key])), key
+    # The RNG stream continues where the uninterrupted run's does.
+    assert torch.equal(straight.next_draw, resumed.next_draw)
