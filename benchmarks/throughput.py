@@ -84,24 +84,68 @@ def make_loader(shape: tuple[int, ...], n_batches: int, seed: int) -> DataLoader
     return DataLoader(TensorDataset(images, labels), batch_size=BATCH, shuffle=True, drop_last=True, num_workers=0)
 
 
+# Noise: the machine is shared, so measure how much CPU other processes took meanwhile.
+
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _busy_jiffies() -> tuple[int, int]:
+    """(non-idle jiffies of the whole machine, jiffies of this process), from /proc; (0, 0) elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        with open("/proc/self/stat") as f:
+            own = f.read().rsplit(")", 1)[1].split()
+        # /proc/stat: user nice system idle iowait irq softirq steal ...; /proc/self/stat utime stime = fields 14, 15.
+        return sum(fields) - fields[3] - fields[4], int(own[11]) + int(own[12])
+    except OSError:
+        return 0, 0
+
+
+class Meter:
+    """Wall time of a region and the share of the machine's CPUs other processes used during it."""
+
+    def start(self) -> None:
+        self._busy, self._own = _busy_jiffies()
+        self._t = time.perf_counter()
+
+    def stop(self) -> None:
+        self.seconds = time.perf_counter() - self._t
+        busy, own = _busy_jiffies()
+        others = max(0, (busy - self._busy) - (own - self._own)) / CLK_TCK
+        self.foreign_load = others / (self.seconds * (os.cpu_count() or 1))
+
+
+def wait_until_quiet(max_wait: float, threshold: float = 0.15) -> float:
+    """Wait (up to ``max_wait`` s) until other processes use < ``threshold`` of the CPUs over 1 s; returns the last load."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        m = Meter()
+        m.start()
+        time.sleep(1.0)
+        m.stop()
+        if m.foreign_load < threshold or time.monotonic() >= deadline:
+            return m.foreign_load
+
+
 # Lightning.
 
 
 class StepTimer(L.Callback):
-    """Wall clock from the end of batch ``warmup - 1`` to the end of batch ``warmup + steps - 1``."""
+    """Times from the end of batch ``warmup - 1`` to the end of batch ``warmup + steps - 1``."""
 
     def __init__(self, warmup: int, steps: int) -> None:
         self.warmup, self.steps = warmup, steps
-        self.start = self.stop = None
+        self.meter = Meter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if batch_idx == self.warmup - 1:
-            self.start = time.perf_counter()
+            self.meter.start()
         elif batch_idx == self.warmup + self.steps - 1:
-            self.stop = time.perf_counter()
+            self.meter.stop()
 
 
-def run_lightning(case: Case, warmup: int, steps: int, seed: int) -> float:
+def run_lightning(case: Case, warmup: int, steps: int, seed: int) -> tuple[float, float]:
     """Images per second of ``Trainer.fit`` over exactly ``warmup + steps`` batches."""
     torch.manual_seed(seed)
     module = case.build()
@@ -119,7 +163,7 @@ def run_lightning(case: Case, warmup: int, steps: int, seed: int) -> float:
     )
     trainer.fit(module, loader)
     assert module.g_steps == warmup + steps, (module.g_steps, warmup + steps)
-    return steps * BATCH / (timer.stop - timer.start)
+    return steps * BATCH / timer.meter.seconds, timer.meter.foreign_load
 
 
 # Plain PyTorch.
@@ -145,7 +189,7 @@ class _Frozen:
             p.requires_grad = r
 
 
-def run_plain(case: Case, warmup: int, steps: int, seed: int) -> float:
+def run_plain(case: Case, warmup: int, steps: int, seed: int) -> tuple[float, float]:
     """Images per second of a hand-written loop doing the module's D step then G step."""
     torch.manual_seed(seed)
     module = case.build()
@@ -157,7 +201,7 @@ def run_plain(case: Case, warmup: int, steps: int, seed: int) -> float:
     opt_g = torch.optim.Adam(G.parameters(), **ADAM)
     loader = make_loader(case.shape, warmup + steps, seed)
 
-    start = None
+    meter = Meter()
     for i, (real, _labels) in enumerate(loader):
         n = real.shape[0]
         # D step, G frozen.
@@ -177,10 +221,10 @@ def run_plain(case: Case, warmup: int, steps: int, seed: int) -> float:
             g_loss.backward()
             opt_g.step()
         if i == warmup - 1:
-            start = time.perf_counter()
-    stop = time.perf_counter()
+            meter.start()
+    meter.stop()
     assert i == warmup + steps - 1
-    return steps * BATCH / (stop - start)
+    return steps * BATCH / meter.seconds, meter.foreign_load
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -192,6 +236,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the median is reported (default 3)")
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads; 0 = leave the default")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=30.0,
+        help="before each run, wait up to this many seconds for other processes to go quiet (0 = don't wait)",
+    )
     args = parser.parse_args(argv)
 
     if args.threads > 0:
@@ -211,26 +261,40 @@ def main(argv: list[str] | None = None) -> None:
         case = CASES[name]
         steps = args.dcgan_steps if name == "dcgan64" else args.mlp_steps
         results: dict[str, list[float]] = {"lightning": [], "plain": []}
+        loads: dict[str, list[float]] = {"lightning": [], "plain": []}
         for r in range(args.repeats):
             # Alternate which goes first, so drift of a noisy machine does not favour one.
             order = ("lightning", "plain") if r % 2 == 0 else ("plain", "lightning")
             for way in order:
                 fn = run_lightning if way == "lightning" else run_plain
-                ips = fn(case, args.warmup, steps, args.seed + r)
+                if args.quiet_wait > 0:
+                    wait_until_quiet(args.quiet_wait)
+                ips, load = fn(case, args.warmup, steps, args.seed + r)
                 results[way].append(ips)
-                print(f"  {name:8s} {way:9s} run {r + 1}: {ips:8.1f} img/s", flush=True)
+                loads[way].append(load)
+                print(f"  {name:8s} {way:9s} run {r + 1}: {ips:8.1f} img/s  (other processes used {load:4.0%} of the CPUs meanwhile)", flush=True)
         lit, plain = statistics.median(results["lightning"]), statistics.median(results["plain"])
-        rows.append((case, steps, results, lit, plain))
+        rows.append((case, steps, results, loads, lit, plain))
 
     print()
-    print(f"| model | timed steps x runs | Lightning img/s (median; min-max) | plain PyTorch img/s (median; min-max) | Lightning overhead |")
-    print("| --- | --- | --- | --- | --- |")
-    for case, steps, results, lit, plain in rows:
-        rng = lambda xs: f"{min(xs):.0f}-{max(xs):.0f}"
+    print(
+        "| model | timed steps x runs | Lightning img/s, median (min-max) | plain PyTorch img/s, median (min-max) "
+        "| Lightning overhead, medians | overhead, best runs | foreign CPU load, max |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for case, steps, results, loads, lit, plain in rows:
+        rng = lambda xs: f"{min(xs):.1f}-{max(xs):.1f}"
+        best_lit, best_plain = max(results["lightning"]), max(results["plain"])
+        worst_load = max(loads["lightning"] + loads["plain"])
         print(
             f"| {case.label} | {steps} x {args.repeats} | {lit:.1f} ({rng(results['lightning'])}) | "
-            f"{plain:.1f} ({rng(results['plain'])}) | {100 * (plain - lit) / plain:+.1f} % |"
+            f"{plain:.1f} ({rng(results['plain'])}) | {100 * (plain - lit) / plain:+.1f} % | "
+            f"{100 * (best_plain - best_lit) / best_plain:+.1f} % | {worst_load:.0%} |"
         )
+    print(
+        "\nOverhead = (plain - lightning) / plain. Foreign CPU load: the share of the machine's CPUs that other "
+        "processes used during a timed region (0 % = the machine was ours); runs with a high load are unreliable."
+    )
 
 
 if __name__ == "__main__":

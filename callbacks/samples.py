@@ -12,6 +12,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torchvision.utils import make_grid
 
@@ -27,7 +28,9 @@ def real_vs_fake_grid(real: Tensor, fake: Tensor, nrow: int) -> Tensor:
     """[3, H, W] uint8 picture: real grid | gap | fake grid, from images in [-1, 1]."""
     to_grid = lambda x: make_grid(x.float().clamp(-1, 1).add(1).div(2), nrow=nrow, padding=2, pad_value=1.0)
     left, right = to_grid(real), to_grid(fake)
-    gap = torch.ones(left.shape[0], left.shape[1], 8)
+    height = max(left.shape[1], right.shape[1])
+    left, right = (F.pad(g, (0, 0, 0, height - g.shape[1]), value=1.0) for g in (left, right))
+    gap = torch.ones(left.shape[0], height, 8)
     picture = torch.cat([left, gap, right], dim=2)
     if picture.shape[0] == 1:
         picture = picture.expand(3, -1, -1)

@@ -39,14 +39,21 @@ class GANCLI(LightningCLI):
             print("W&B: no API key found, logging offline; sync later with `wandb sync <run folder>/wandb/offline-run-*`.", file=sys.stderr)
 
 
-def main(args: list[str] | None = None) -> None:
-    """Entry point of the ``lightning`` console script and ``python -m gans``."""
+def cli(args: list[str] | dict | None = None, run: bool = True) -> GANCLI:
+    """Build (and with ``run``, execute) the CLI; ``args`` replaces ``sys.argv[1:]`` when given."""
     default_wandb_offline()
-    GANCLI(
+    return GANCLI(
         GANModule,
         L.LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
         args=args,
+        run=run,
+        auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
     )
+
+
+def main() -> None:
+    """Entry point of the ``lightning`` console script and ``python -m gans``."""
+    cli()

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gans.base import GANModule
+from gans.base import GANModule, OptimizerName
 from gans.layers import AlwaysDropout, Maxout
 
 
@@ -101,7 +101,7 @@ class GAN(GANModule):
         g_dropout: float = 0.0,
         g_tanh: bool = True,
         num_classes: int = 0,
-        optimizer: str = "sgd",
+        optimizer: OptimizerName = "sgd",
         lr_g: float = 0.1,
         lr_d: float = 0.1,
         momentum: float = 0.5,

@@ -8,6 +8,7 @@ times per generator step, and 100 times for the first 25 generator steps and eve
 
 from __future__ import annotations
 
+from gans.base import OptimizerName
 from gans.dcgan import DCGAN
 from gans.losses import LossName
 
@@ -18,7 +19,7 @@ class WGAN(DCGAN):
     def __init__(
         self,
         loss: LossName = "wasserstein",
-        optimizer: str = "rmsprop",
+        optimizer: OptimizerName = "rmsprop",
         lr_g: float = 5e-5,
         lr_d: float = 5e-5,
         clip_value: float = 0.01,
