@@ -94,7 +94,7 @@ class SampleGrid(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self._real is None:
             self._real = self._collect_real(trainer, batch)
-        step = trainer.fit_loop.epoch_loop.batch_progress.total.completed
+        step = trainer.fit_loop.epoch_loop.batch_progress.total.processed  # batches trained, this one included
         if self.every_n_steps > 0 and step % self.every_n_steps == 0:
             self.draw(trainer, pl_module, step)
 

@@ -16,6 +16,8 @@ from torchvision import transforms
 from torchvision.datasets import MNIST
 from torchvision.datasets.utils import extract_archive
 
+from gans.errors import ConfigError, DataNotFoundError
+
 Split = Literal["train", "test"]
 RAW_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -86,9 +88,9 @@ class MNISTDataModule(L.LightningDataModule):
         """
         super().__init__()
         if split not in RAW_FILES:
-            raise ValueError(f"Unknown MNIST split {split!r}: choose 'train' or 'test'.")
+            raise ConfigError(f"Unknown MNIST split {split!r}: choose 'train' or 'test'.")
         if img_resolution < 8:
-            raise ValueError(f"img_resolution must be >= 8, got {img_resolution}.")
+            raise ConfigError(f"img_resolution must be >= 8, got {img_resolution}.")
         self.save_hyperparameters()
         self.data_shape = (1, img_resolution, img_resolution)
         self.dataset: MNISTSplit | None = None
@@ -108,7 +110,8 @@ class MNISTDataModule(L.LightningDataModule):
         try:
             return MNISTSplit(hp.root, hp.split, download=download, transform=self.transform())
         except RuntimeError as err:  # torchvision: "Dataset not found" or "Error downloading ..."
-            raise FileNotFoundError(missing_mnist_message(hp.root, hp.split, str(err).splitlines()[0])) from None
+            cause = str(err).splitlines()[0] if download else "download is off: data.init_args.download: false"
+            raise DataNotFoundError(missing_mnist_message(hp.root, hp.split, cause)) from None
 
     def prepare_data(self) -> None:
         self._load(self.hparams.download)

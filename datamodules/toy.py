@@ -18,6 +18,7 @@ import lightning as L
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
+from gans.errors import ConfigError
 
 Mixture = Literal["ring", "grid"]
 MIXTURES: dict[str, tuple[int, float]] = {"ring": (8, 0.02), "grid": (25, 0.05)}  # modes, std
@@ -31,7 +32,7 @@ def mixture_centers(mixture: Mixture) -> Tensor:
     if mixture == "grid":
         axis = torch.arange(-4.0, 5.0, 2.0)
         return torch.cartesian_prod(axis, axis)
-    raise ValueError(f"Unknown mixture {mixture!r}: choose one of {', '.join(MIXTURES)}.")
+    raise ConfigError(f"Unknown mixture {mixture!r}: choose one of {', '.join(MIXTURES)}.")
 
 
 def sample_mixture(mixture: Mixture, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
@@ -79,7 +80,7 @@ class ToyDataModule(L.LightningDataModule):
         """
         super().__init__()
         if mixture not in MIXTURES:
-            raise ValueError(f"Unknown mixture {mixture!r}: choose one of {', '.join(MIXTURES)}.")
+            raise ConfigError(f"Unknown mixture {mixture!r}: choose one of {', '.join(MIXTURES)}.")
         self.save_hyperparameters()
         self.data_shape = (2,)
         self.num_classes = MIXTURES[mixture][0]

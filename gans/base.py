@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from gans import distributed
 from gans.losses import (
-    LossName,
+
     clip_weights,
     drift_penalty,
     get_loss,
@@ -38,6 +38,7 @@ from gans.losses import (
     r2_penalty,
 )
 from gans.tricks import instance_noise, label_targets
+from gans.errors import ConfigError
 
 OptimizerName = Literal["adam", "rmsprop", "sgd"]
 
@@ -55,7 +56,7 @@ class GANModule(L.LightningModule):
         discriminator: nn.Module,
         z_dim: int,
         num_classes: int = 0,
-        loss: LossName = "non_saturating",
+        loss: str = "non_saturating",
         n_critic: int = 1,
         optimizer: OptimizerName = "adam",
         lr_g: float = 2e-4,
@@ -106,14 +107,14 @@ class GANModule(L.LightningModule):
         self.adversarial_loss = get_loss(loss)
         label_tricks = label_smoothing > 0 or soft_labels or label_flip_prob > 0
         if label_tricks and not self.adversarial_loss.uses_labels:
-            raise ValueError(
+            raise ConfigError(
                 f"Label smoothing, soft or noisy labels need a loss with labels (minimax, non_saturating, "
                 f"least_squares); {loss!r} has none: turn the label tricks off or change the loss."
             )
         if n_critic < 1:
-            raise ValueError(f"n_critic must be >= 1, got {n_critic}.")
+            raise ConfigError(f"n_critic must be >= 1, got {n_critic}.")
         if optimizer not in OptimizerName.__args__:
-            raise ValueError(f"Unknown optimizer {optimizer!r}: choose one of {', '.join(OptimizerName.__args__)}.")
+            raise ConfigError(f"Unknown optimizer {optimizer!r}: choose one of {', '.join(OptimizerName.__args__)}.")
         self.save_hyperparameters(ignore=["generator", "discriminator"])
 
         # Training progress, saved in checkpoints (on_save_checkpoint).
@@ -245,13 +246,13 @@ class GANModule(L.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         given, expected = getattr(datamodule, "data_shape", None), getattr(self, "data_shape", None)
         if given is not None and expected is not None and tuple(given) != tuple(expected):
-            raise ValueError(
+            raise ConfigError(
                 f"{type(self).__name__} makes samples of shape {tuple(expected)} but {type(datamodule).__name__} "
                 f"gives {tuple(given)}: make the model's img_resolution/img_channels (or data_shape) match the data's."
             )
         data_classes = getattr(datamodule, "num_classes", None)
         if self.num_classes and data_classes is not None and data_classes != self.num_classes:
-            raise ValueError(
+            raise ConfigError(
                 f"{type(self).__name__} is conditioned on {self.num_classes} classes but "
                 f"{type(datamodule).__name__} has {data_classes}: set model.init_args.num_classes: {data_classes}."
             )
@@ -300,7 +301,7 @@ class GANModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         progress = checkpoint.get("gan_progress")
         if progress is None:
-            raise ValueError(
+            raise ConfigError(
                 f"This checkpoint was not written by a gans model (no 'gan_progress' entry); "
                 f"load it into the model class that wrote it instead of {type(self).__name__}."
             )

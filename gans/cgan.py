@@ -13,6 +13,7 @@ Deviations from the paper:
 from __future__ import annotations
 
 from gans.gan import GAN
+from gans.errors import ConfigError
 
 
 class CGAN(GAN):
@@ -33,5 +34,5 @@ class CGAN(GAN):
             **kwargs: the arguments of :class:`gans.gan.GAN` and :class:`gans.base.GANModule`.
         """
         if num_classes < 1:
-            raise ValueError(f"CGAN needs num_classes >= 1, got {num_classes}; use GAN for unconditional training.")
+            raise ConfigError(f"CGAN needs num_classes >= 1, got {num_classes}; use GAN for unconditional training.")
         super().__init__(num_classes=num_classes, g_hidden=g_hidden, d_hidden=d_hidden, **kwargs)

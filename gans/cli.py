@@ -15,6 +15,7 @@ import lightning as L
 from lightning.pytorch.cli import LightningCLI
 
 from gans.base import GANModule
+from gans.errors import find_user_error
 
 
 def wandb_key_available() -> bool:
@@ -55,5 +56,15 @@ def cli(args: list[str] | dict | None = None, run: bool = True) -> GANCLI:
 
 
 def main() -> None:
-    """Entry point of the ``lightning`` console script and ``python -m gans``."""
-    cli()
+    """Entry point of the ``lightning`` console script and ``python -m gans``.
+
+    A :mod:`gans.errors` user error (bad setting, missing data) prints as one line, not a traceback.
+    """
+    try:
+        cli()
+    except Exception as err:
+        user_error = find_user_error(err)
+        if user_error is None:
+            raise
+        print(f"error: {user_error}", file=sys.stderr)
+        raise SystemExit(2) from None

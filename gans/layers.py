@@ -7,6 +7,7 @@ from typing import Literal
 
 import torch.nn.functional as F
 from torch import Tensor, nn
+from gans.errors import ConfigError
 
 Norm = Literal["batch", "layer", "none"]
 
@@ -35,7 +36,7 @@ def norm2d(kind: Norm, channels: int) -> nn.Module:
         return nn.GroupNorm(1, channels)
     if kind == "none":
         return nn.Identity()
-    raise ValueError(f"Unknown normalisation {kind!r}: choose 'batch', 'layer' or 'none'.")
+    raise ConfigError(f"Unknown normalisation {kind!r}: choose 'batch', 'layer' or 'none'.")
 
 
 def is_power_of_two(n: int) -> bool:
@@ -45,7 +46,7 @@ def is_power_of_two(n: int) -> bool:
 def check_resolution(img_resolution: int, minimum: int, model: str) -> int:
     """log2 of ``img_resolution``, or a ValueError that says what to change."""
     if not is_power_of_two(img_resolution) or img_resolution < minimum:
-        raise ValueError(
+        raise ConfigError(
             f"{model} needs img_resolution to be a power of two >= {minimum}, got {img_resolution}: "
             f"set data.init_args.img_resolution (and model.init_args.img_resolution) to e.g. 32 or 64 "
             f"(MNIST's 28 px digits are padded/resized to 32)."
@@ -73,7 +74,7 @@ class AlwaysDropout(nn.Module):
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
         if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout probability must be in [0, 1), got {p}.")
+            raise ConfigError(f"Dropout probability must be in [0, 1), got {p}.")
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:

@@ -30,6 +30,7 @@ from typing import Callable, Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from gans.errors import ConfigError
 
 LossName = Literal["minimax", "non_saturating", "least_squares", "wasserstein", "hinge"]
 LOSS_NAMES: tuple[str, ...] = LossName.__args__
@@ -109,7 +110,7 @@ def get_loss(name: str) -> AdversarialLoss:
     try:
         return _LOSSES[name]
     except KeyError:
-        raise ValueError(f"Unknown loss {name!r}: choose one of {', '.join(LOSS_NAMES)} (model.init_args.loss).") from None
+        raise ConfigError(f"Unknown loss {name!r}: choose one of {', '.join(LOSS_NAMES)} (model.init_args.loss).") from None
 
 
 # Regularisers.
@@ -130,7 +131,7 @@ def _grad_norm_sq(outputs: Tensor, inputs: Tensor, grad_scale: float = 1.0) -> T
     AMP recipe "gradient penalty").
     """
     (grad,) = torch.autograd.grad(outputs=outputs.sum() * grad_scale, inputs=inputs, create_graph=True)
-    grad = grad.float() / grad_scale
+    grad = grad.to(torch.promote_types(grad.dtype, torch.float32)) / grad_scale
     return grad.flatten(1).pow(2).sum(1)  # [N]
 
 

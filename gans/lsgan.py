@@ -10,13 +10,12 @@ targets 112x112 LSUN scenes); for MNIST-sized data that is what the paper's comp
 from __future__ import annotations
 
 from gans.dcgan import DCGAN
-from gans.losses import LossName
 
 
 class LSGAN(DCGAN):
     """DCGAN with the least-squares loss."""
 
-    def __init__(self, loss: LossName = "least_squares", **kwargs) -> None:
+    def __init__(self, loss: str = "least_squares", **kwargs) -> None:
         """
         Args:
             loss: the adversarial loss; least_squares is what makes this LSGAN.

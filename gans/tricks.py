@@ -28,15 +28,19 @@ def label_targets(
     Smoothing is one-sided: it only lowers the real targets, as Salimans et al. recommend.
     """
     if soft:
-        low, high = SOFT_REAL_RANGE if real else SOFT_FAKE_RANGE
-        targets = torch.empty_like(logits, dtype=torch.float32).uniform_(low, high)
+        targets = _soft_targets(logits, real)
     else:
-        value = (1.0 - smoothing) if real else 0.0
-        targets = torch.full_like(logits, value, dtype=torch.float32)
+        targets = torch.full_like(logits, (1.0 - smoothing) if real else 0.0, dtype=torch.float32)
     if flip_prob > 0:
-        flip = torch.rand_like(targets) < flip_prob
-        targets = torch.where(flip, 1.0 - targets, targets)
+        # A flipped target is the other side's target, drawn from that side's range.
+        flipped = _soft_targets(logits, not real) if soft else torch.full_like(targets, 0.0 if real else 1.0 - smoothing)
+        targets = torch.where(torch.rand_like(targets) < flip_prob, flipped, targets)
     return targets.to(logits.dtype)
+
+
+def _soft_targets(logits: Tensor, real: bool) -> Tensor:
+    low, high = SOFT_REAL_RANGE if real else SOFT_FAKE_RANGE
+    return torch.empty_like(logits, dtype=torch.float32).uniform_(low, high)
 
 
 def instance_noise(x: Tensor, std: float) -> Tensor:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from gans.base import OptimizerName
 from gans.dcgan import DCGAN
-from gans.losses import LossName
 
 
 class WGAN(DCGAN):
@@ -18,7 +17,7 @@ class WGAN(DCGAN):
 
     def __init__(
         self,
-        loss: LossName = "wasserstein",
+        loss: str = "wasserstein",
         optimizer: OptimizerName = "rmsprop",
         lr_g: float = 5e-5,
         lr_d: float = 5e-5,

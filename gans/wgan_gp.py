@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from gans.dcgan import DCGAN
 from gans.layers import Norm
-from gans.losses import LossName
+from gans.errors import ConfigError
 
 
 class WGANGP(DCGAN):
@@ -21,7 +21,7 @@ class WGANGP(DCGAN):
 
     def __init__(
         self,
-        loss: LossName = "wasserstein",
+        loss: str = "wasserstein",
         gp_weight: float = 10.0,
         d_norm: Norm = "none",
         n_critic: int = 5,
@@ -41,5 +41,5 @@ class WGANGP(DCGAN):
             betas: Adam betas (paper: 0, 0.9).
         """
         if d_norm == "batch":
-            raise ValueError("WGAN-GP's critic must not use batch norm (it couples samples in the penalty): set d_norm to 'none' or 'layer'.")
+            raise ConfigError("WGAN-GP's critic must not use batch norm (it couples samples in the penalty): set d_norm to 'none' or 'layer'.")
         super().__init__(loss=loss, gp_weight=gp_weight, d_norm=d_norm, n_critic=n_critic, lr_g=lr_g, lr_d=lr_d, betas=betas, **kwargs)

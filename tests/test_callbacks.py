@@ -170,12 +170,6 @@ def test_final_picture_is_labelled_with_the_batches_trained(tmp_path):
     assert (Path(t.log_dir) / "samples" / "step_0000003.png").is_file()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: SampleGrid.on_train_batch_end reads batch_progress.total.completed, which Lightning increments "
-    "only after on_train_batch_end, so periodic pictures are one batch late for their label: step_0000000 shows "
-    "the model after 1 batch, and with every_n_steps=N pictures come after batches 1, N+1, 2N+1, ...",
-)
 def test_periodic_pictures_are_labelled_with_the_batches_trained(tmp_path):
     L.seed_everything(0, workers=True)
     callback = RecordingGrid(every_n_steps=2, num_samples=16)

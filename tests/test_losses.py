@@ -388,19 +388,16 @@ def test_label_flip_probability(p):
     assert (fake == 1).float().mean().item() == pytest.approx(p, abs=0.01)
 
 
-def test_label_flip_with_smoothing_flips_the_smoothed_value():
+def test_label_flip_with_smoothing_swaps_in_the_other_sides_target():
     torch.manual_seed(2)
     real = label_targets(torch.zeros(50_000), True, smoothing=0.1, flip_prob=0.2)
     values = set(round(v, 5) for v in real.unique().tolist())
-    assert values == {0.9, 0.1}
+    assert values == {0.9, 0.0}
+    fake = label_targets(torch.zeros(50_000), False, smoothing=0.1, flip_prob=0.2)
+    assert set(round(v, 5) for v in fake.unique().tolist()) == {0.0, 0.9}
     assert (real < 0.5).float().mean().item() == pytest.approx(0.2, abs=0.01)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: gans.tricks.label_targets flips soft labels with 1 - t, so a flipped soft real target "
-    "U[0.8, 1.2] becomes U[-0.2, 0.2]: negative BCE targets, outside the spec's fake range [0, 0.2].",
-)
 def test_flipped_soft_labels_stay_in_the_soft_ranges():
     torch.manual_seed(3)
     for real in (True, False):

@@ -1,0 +1,23 @@
+"""Errors a user can fix: the ``lightning`` command prints their message on one line instead of a traceback."""
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names the setting and the fix."""
+
+
+class DataNotFoundError(FileNotFoundError):
+    """Data missing, empty or unreadable; the message names the folder and what to put there."""
+
+
+USER_ERRORS = (ConfigError, DataNotFoundError)
+
+
+def find_user_error(err: BaseException | None) -> BaseException | None:
+    """The first :data:`USER_ERRORS` in ``err``'s cause/context chain (libraries re-raise ours wrapped)."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, USER_ERRORS):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
