@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from gans import distributed
+from gans.errors import ConfigError
 from gans.losses import (
 
     clip_weights,
@@ -38,9 +39,12 @@ from gans.losses import (
     r2_penalty,
 )
 from gans.tricks import instance_noise, label_targets
-from gans.errors import ConfigError
 
 OptimizerName = Literal["adam", "rmsprop", "sgd"]
+
+
+def _qualified_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 class GANModule(L.LightningModule):
@@ -291,6 +295,7 @@ class GANModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["gan_progress"] = {
+            "model_class": _qualified_name(type(self)),
             "images_seen": self.images_seen,
             "g_steps": self.g_steps,
             "d_steps_since_g": self.d_steps_since_g,
@@ -298,13 +303,39 @@ class GANModule(L.LightningModule):
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
 
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> "GANModule":
+        """Lightning's loader, with a clear error when the checkpoint holds another model's arguments."""
+        try:
+            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        except TypeError as err:
+            checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+            written_by = checkpoint.get("gan_progress", {}).get("model_class", "a model that is not a gans model")
+            raise ConfigError(
+                f"The checkpoint {checkpoint_path} was written by {written_by}, not {_qualified_name(cls)} ({err}): "
+                f"load it with the class that wrote it."
+            ) from err
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         progress = checkpoint.get("gan_progress")
         if progress is None:
             raise ConfigError(
-                f"This checkpoint was not written by a gans model (no 'gan_progress' entry); "
-                f"load it into the model class that wrote it instead of {type(self).__name__}."
+                f"This checkpoint was not written by a gans model (it has no 'gan_progress' entry), so "
+                f"{type(self).__name__} cannot resume from it: pass a checkpoint saved by a gans run."
             )
+        written_by = progress.get("model_class")
+        if written_by not in {_qualified_name(c) for c in type(self).__mro__}:
+            raise ConfigError(
+                f"The checkpoint was written by {written_by}, not {_qualified_name(type(self))}: load it with "
+                f"{written_by.rsplit('.', 1)[-1]}.load_from_checkpoint, or set model.class_path: {written_by}."
+            )
+        own = self.state_dict()
+        for name, value in checkpoint.get("state_dict", {}).items():
+            if name in own and own[name].shape != value.shape:
+                raise ConfigError(
+                    f"The checkpoint's {name} has shape {tuple(value.shape)} but this model's has {tuple(own[name].shape)}: "
+                    f"build the model with the checkpoint's settings ({checkpoint.get('hyper_parameters', {})})."
+                )
         self.images_seen = progress["images_seen"]
         self.g_steps = progress["g_steps"]
         self.d_steps_since_g = progress["d_steps_since_g"]

@@ -8,7 +8,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from datamodules import ToyDataModule
-from gans import GAN, WGAN
+from gans import DCGAN, GAN, WGAN
+from gans.errors import ConfigError
 
 
 def make_model(cls):
@@ -41,9 +42,9 @@ def fit(cls, root: Path, max_epochs: int, ckpt_path: str | None = None):
     )
     data = make_data(cls)
     if isinstance(data, L.LightningDataModule):
-        trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+        trainer.fit(model, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
     else:
-        trainer.fit(model, train_dataloaders=data, ckpt_path=ckpt_path)
+        trainer.fit(model, train_dataloaders=data, ckpt_path=ckpt_path, weights_only=True)
     model.next_draw = torch.randn(4)  # where the global RNG stands when training ends
     return model, trainer
 
@@ -65,3 +66,14 @@ def test_resume_continues_identically(tmp_path: Path, cls) -> None:
                 assert torch.equal(torch.as_tensor(state_a[key]), torch.as_tensor(state_b[key])), key
     # The RNG stream continues where the uninterrupted run's does.
     assert torch.equal(straight.next_draw, resumed.next_draw)
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path: Path) -> None:
+    fit(WGAN, tmp_path, max_epochs=1)
+    ckpt = tmp_path / "ckpt" / "last.ckpt"
+    with pytest.raises(ConfigError, match=r"written by gans\.wgan\.WGAN, not gans\.dcgan\.DCGAN"):
+        DCGAN.load_from_checkpoint(ckpt, img_resolution=16, img_channels=1, z_dim=4, ngf=4, ndf=4, weights_only=True)
+    with pytest.raises(ConfigError, match="has shape"):
+        WGAN.load_from_checkpoint(ckpt, img_resolution=16, img_channels=1, z_dim=4, ngf=8, ndf=4, weights_only=True)
+    loaded = WGAN.load_from_checkpoint(ckpt, weights_only=True)
+    assert loaded.g_steps > 0
