@@ -10,12 +10,12 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import lightning as L
 from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import MNIST
 from torchvision.datasets.utils import extract_archive
 
+from datamodules.base import GANDataModule
 from gans.errors import ConfigError, DataNotFoundError
 
 Split = Literal["train", "test"]
@@ -61,7 +61,7 @@ def missing_mnist_message(root: str | Path, split: Split, cause: str = "") -> st
     )
 
 
-class MNISTDataModule(L.LightningDataModule):
+class MNISTDataModule(GANDataModule):
     """MNIST digits in [-1, 1] with labels 0-9."""
 
     num_classes = 10
@@ -75,6 +75,7 @@ class MNISTDataModule(L.LightningDataModule):
         num_workers: int = 2,
         pin_memory: bool = False,
         download: bool = True,
+        **kwargs,
     ) -> None:
         """
         Args:
@@ -85,8 +86,9 @@ class MNISTDataModule(L.LightningDataModule):
             num_workers: DataLoader worker processes; 0 loads in the main process.
             pin_memory: pin batches for faster host-to-GPU copies.
             download: download the split if its files are missing.
+            **kwargs: ``num_predict`` and ``predict_batch_size`` of :class:`datamodules.base.GANDataModule`.
         """
-        super().__init__()
+        super().__init__(**kwargs)
         if split not in RAW_FILES:
             raise ConfigError(f"Unknown MNIST split {split!r}: choose 'train' or 'test'.")
         if img_resolution < 8:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-import lightning as L
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
+from datamodules.base import GANDataModule
 from gans.errors import ConfigError
 
 Mixture = Literal["ring", "grid"]
@@ -59,7 +59,7 @@ def mode_coverage(samples: Tensor, mixture: Mixture, min_fraction: float = 0.0) 
     return covered, float(good.float().mean())
 
 
-class ToyDataModule(L.LightningDataModule):
+class ToyDataModule(GANDataModule):
     """A fixed draw of points from a 2-D Gaussian mixture; batches are (points [N, 2], mode [N])."""
 
     def __init__(
@@ -69,6 +69,7 @@ class ToyDataModule(L.LightningDataModule):
         batch_size: int = 256,
         seed: int = 0,
         num_workers: int = 0,
+        **kwargs,
     ) -> None:
         """
         Args:
@@ -77,8 +78,9 @@ class ToyDataModule(L.LightningDataModule):
             batch_size: points per batch on each device.
             seed: seed of the draw, so every run sees the same data.
             num_workers: DataLoader worker processes; 0 is fastest for in-memory points.
+            **kwargs: ``num_predict`` and ``predict_batch_size`` of :class:`datamodules.base.GANDataModule`.
         """
-        super().__init__()
+        super().__init__(**kwargs)
         if mixture not in MIXTURES:
             raise ConfigError(f"Unknown mixture {mixture!r}: choose one of {', '.join(MIXTURES)}.")
         self.save_hyperparameters()

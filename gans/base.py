@@ -150,6 +150,15 @@ class GANModule(L.LightningModule):
             labels = self.sample_labels(n)
         return self(z, labels)
 
+    @torch.no_grad()
+    def predict_step(self, batch: Tensor, batch_idx: int) -> dict[str, Tensor]:
+        """Samples for ``lightning predict``: ``batch`` holds sample indices; index i always gets the latent
+        seeded by i (and label i mod num_classes), so a checkpoint's predictions are reproducible."""
+        indices = batch.long().cpu()
+        z = torch.stack([torch.randn(self.z_dim, generator=torch.Generator().manual_seed(int(i))) for i in indices])
+        labels = (indices % self.num_classes).to(self.device) if self.num_classes else None
+        return {"index": indices, "samples": self(z.to(self.device), labels)}
+
     def critic_steps(self) -> int:
         """Discriminator steps before the next generator step; WGAN overrides this with its schedule."""
         return self.hparams.n_critic

@@ -35,3 +35,19 @@ def test_experiment_fits_a_few_steps(config: Path, mnist_root: Path, tmp_path: P
     assert trainer.callback_metrics["train/d_loss"].isfinite()
     pictures = list(tmp_path.rglob("samples/latest.png"))
     assert pictures, "SampleGrid wrote no picture"
+
+
+def test_predict_writes_reproducible_samples_from_a_checkpoint(mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = str(Path(__file__).parents[1] / "experiments" / "dcgan_mnist.yaml")
+    data = overrides(Path(config), mnist_root) + ["--data.init_args.num_predict=10", "--data.init_args.predict_batch_size=4"]
+    cli(["fit", "--config", config, "--trainer.max_steps=4", "--trainer.accelerator=cpu", "--trainer.logger=false", *data])
+    ckpt = tmp_path / "runs" / "dcgan_mnist" / "checkpoints" / "last.ckpt"
+    assert ckpt.exists()
+    written = []
+    for out in ("a", "b"):
+        cli(["predict", "--config", config, f"--ckpt_path={ckpt}", "--trainer.accelerator=cpu", "--trainer.logger=false",
+             f"--trainer.default_root_dir={tmp_path / out}", *data])
+        written.append(sorted((tmp_path / out / "predictions").glob("*.png")))
+    assert [p.name for p in written[0]] == [f"{i:06d}.png" for i in range(10)]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(*written))
