@@ -38,15 +38,15 @@ def real_vs_fake_grid(real: Tensor, fake: Tensor, nrow: int) -> Tensor:
 
 
 def scatter_picture(real: Tensor, fake: Tensor, mixture: str | None, title: str) -> np.ndarray:
-    """[H, W, 3] uint8 scatter plot of fake points (red) over real ones (grey) and the mode centres."""
+    """[H, W, 3] uint8 scatter plot of fake points (red) over real ones (blue) and the mode centres."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
-    ax.scatter(real[:, 0], real[:, 1], s=2, c="0.7", label="data")
-    ax.scatter(fake[:, 0], fake[:, 1], s=2, c="tab:red", alpha=0.6, label="samples")
+    ax.scatter(real[:, 0], real[:, 1], s=30, c="tab:blue", alpha=0.3, linewidths=0, label="data")
+    ax.scatter(fake[:, 0], fake[:, 1], s=4, c="tab:red", alpha=0.7, label="samples")
     if mixture is not None:
         c = mixture_centers(mixture)
         ax.scatter(c[:, 0], c[:, 1], marker="x", s=60, c="k", label="modes")

@@ -3,9 +3,10 @@
 import re
 from pathlib import Path
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
+
+from helpers import quiet_trainer
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
@@ -18,8 +19,7 @@ def test_readme_subclass_example_trains(tmp_path: Path) -> None:
     model = namespace["model"]
     before = [p.clone() for p in model.generator.parameters()]
     images = torch.rand(32, 1, 32, 32) * 2 - 1
-    trainer = L.Trainer(accelerator="cpu", max_steps=4, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = quiet_trainer(tmp_path, max_steps=4)
     trainer.fit(model, DataLoader(TensorDataset(images, torch.zeros(32)), batch_size=8))
     assert trainer.callback_metrics["train/g_loss"].isfinite()
     assert any(not torch.equal(a, b) for a, b in zip(before, model.generator.parameters()))

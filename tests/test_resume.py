@@ -10,6 +10,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from datamodules import ToyDataModule
 from gans import DCGAN, GAN, WGAN
 from gans.errors import ConfigError
+from helpers import quiet_trainer
 
 
 def make_model(cls):
@@ -31,13 +32,8 @@ def make_data(cls):
 def fit(cls, root: Path, max_epochs: int, ckpt_path: str | None = None):
     L.seed_everything(123)
     model = make_model(cls)
-    trainer = L.Trainer(
-        accelerator="cpu",
-        max_epochs=max_epochs,
-        default_root_dir=root,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+    trainer = quiet_trainer(
+        root, max_steps=-1, max_epochs=max_epochs, enable_checkpointing=True,
         callbacks=[ModelCheckpoint(dirpath=root / "ckpt", save_last=True, save_top_k=0)],
     )
     data = make_data(cls)

@@ -10,19 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from datamodules import ToyDataModule
 from datamodules.toy import mixture_centers
 from gans import DCGAN, GAN, WGANGP
-
-
-def trainer(root: Path, max_steps: int, **kwargs) -> L.Trainer:
-    return L.Trainer(
-        accelerator="cpu",
-        max_steps=max_steps,
-        default_root_dir=root,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        **kwargs,
-    )
+from helpers import quiet_trainer
 
 
 def mean_distance_to_modes(points: torch.Tensor) -> float:
@@ -39,7 +27,7 @@ def test_toy_ring_fit_separates_and_moves_generator_toward_modes(tmp_path: Path,
     data = ToyDataModule(num_samples=8192, batch_size=256)
     z = torch.randn(1000, 8)
     before = mean_distance_to_modes(model.sample(1000, z=z))
-    trainer(tmp_path, max_steps=400).fit(model, datamodule=data)  # 200 D and 200 G steps
+    quiet_trainer(tmp_path, max_steps=400).fit(model, datamodule=data)  # 200 D and 200 G steps
     fake = model.sample(1000, z=z)
     after = mean_distance_to_modes(fake)
     assert after < 0.5 * before, f"G did not move toward the ring: {before:.3f} -> {after:.3f}"
@@ -54,7 +42,7 @@ def test_discriminator_alone_learns_to_separate(tmp_path: Path) -> None:
     L.seed_everything(0)
     model = GAN(data_shape=(2,), z_dim=8, g_hidden=(32,), d_hidden=(32,), d_pieces=2, d_input_dropout=0.0,
                 d_dropout=0.0, g_tanh=False, optimizer="adam", lr_g=0.0, lr_d=1e-2)
-    fit = trainer(tmp_path, max_steps=200)
+    fit = quiet_trainer(tmp_path, max_steps=200)
     fit.fit(model, datamodule=ToyDataModule(num_samples=4096, batch_size=128))
     assert fit.callback_metrics["train/d_loss"] < 0.3  # 2 log 2 = 1.386 at chance
     assert fit.callback_metrics["train/d_real"] > 0 > fit.callback_metrics["train/d_fake"]
@@ -67,7 +55,7 @@ def test_bf16_mixed_precision_trains_without_nans(tmp_path: Path, cls) -> None:
     before = {k: v.clone() for k, v in model.state_dict().items()}
     images = torch.rand(64, 1, 16, 16) * 2 - 1
     loader = DataLoader(TensorDataset(images, torch.zeros(64)), batch_size=16, shuffle=True)
-    fit = trainer(tmp_path, max_steps=12, precision="bf16-mixed")
+    fit = quiet_trainer(tmp_path, max_steps=12, precision="bf16-mixed")
     fit.fit(model, loader)
     for name, value in model.state_dict().items():
         if value.is_floating_point():
