@@ -77,6 +77,7 @@ class GANModule(L.LightningModule):
         label_flip_prob: float = 0.0,
         instance_noise_std: float = 0.0,
         instance_noise_anneal_kimg: float = 0.0,
+        gradient_clip_val: float = 0.0,
     ) -> None:
         """
         Args:
@@ -101,6 +102,8 @@ class GANModule(L.LightningModule):
             label_flip_prob: probability of flipping each D target (noisy labels); 0 = off.
             instance_noise_std: std of Gaussian noise added to D's inputs; 0 = off.
             instance_noise_anneal_kimg: decay the noise linearly to 0 over this many kimg; 0 = constant.
+            gradient_clip_val: clip each network's gradient norm to this before its step; 0 = off.
+                (Trainer's gradient_clip_val does not apply to manual optimization.)
         """
         super().__init__()
         self.automatic_optimization = False
@@ -269,6 +272,11 @@ class GANModule(L.LightningModule):
                 f"{type(self).__name__} is conditioned on {self.num_classes} classes but "
                 f"{type(datamodule).__name__} has {data_classes}: set model.init_args.num_classes: {data_classes}."
             )
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Lightning calls this after the AMP scaler has unscaled the gradients, so the norm is the true one.
+        if self.hparams.gradient_clip_val > 0:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip_val, gradient_clip_algorithm="norm")
 
     def unpack_batch(self, batch: Any) -> tuple[Tensor, Tensor | None]:
         """``(images, labels)`` from a datamodule batch; labels are dropped for unconditional models."""
