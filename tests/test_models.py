@@ -134,6 +134,25 @@ def test_dcgan_64_rgb_parameter_counts_match_the_reference():
     assert count(model.discriminator) == 2_765_568
 
 
+def test_mlp_gan_matches_the_papers_mnist_networks():
+    """Goodfellow et al.'s released MNIST model: G 100-1200-1200-784, D two maxout layers of 240 x 5 pieces."""
+    model = GAN()
+    g = 100 * 1200 + 1200 + 1200 * 1200 + 1200 + 1200 * 784 + 784
+    d = 784 * 240 * 5 + 240 * 5 + 240 * 240 * 5 + 240 * 5 + 240 + 1
+    assert sum(p.numel() for p in model.generator.parameters()) == g == 2_503_984
+    assert sum(p.numel() for p in model.discriminator.parameters()) == d == 1_231_441
+    assert (model.hparams.optimizer, model.hparams.lr_d, model.hparams.momentum) == ("sgd", 0.1, 0.5)
+
+
+def test_dcgan_32px_parameter_counts():
+    """At 32 px one stride-2 layer fewer: G z->256->128->64->C, D C->64->128->256->1, no biases."""
+    model = DCGAN(img_resolution=32, img_channels=1)
+    g = 100 * 256 * 16 + 256 * 128 * 16 + 128 * 64 * 16 + 64 * 1 * 16 + 2 * (256 + 128 + 64)
+    d = 1 * 64 * 16 + 64 * 128 * 16 + 128 * 256 * 16 + 256 * 1 * 16 + 2 * (128 + 256)
+    assert sum(p.numel() for p in model.generator.parameters()) == g
+    assert sum(p.numel() for p in model.discriminator.parameters()) == d
+
+
 def test_dcgan_paper_settings():
     torch.manual_seed(0)
     model = DCGAN(img_resolution=64, img_channels=3)
