@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "mnist", help="folder with the t10k *.gz files")
     parser.add_argument("--workdir", type=Path, default=HERE / "out" / "mnist_dcgan", help="run folder (gitignored by default)")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (default 0: 2 cores are busy training)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads in the run (sets OMP_NUM_THREADS); 0 = torch's default"
+    )
     parser.add_argument("--results", type=Path, default=HERE / "results", help="where the PNG and JSON are copied")
     parser.add_argument("--no-copy", action="store_true", help="leave benchmarks/results/ alone (for trial runs)")
     args = parser.parse_args(argv)
@@ -110,15 +113,15 @@ def main(argv: list[str] | None = None) -> None:
     workdir = args.workdir.resolve()
     if workdir.exists():
         shutil.rmtree(workdir)
-    data_root = workdir / "data"
+    data_root, run = workdir / "data", workdir / "run"
     prepare_data(args.data, data_root)
 
     cmd = [
         sys.executable, "-m", "gans", "fit",
         "--config", str(HERE / "mnist_dcgan.yaml"),
         f"--trainer.max_steps={2 * args.steps}",
-        f"--trainer.default_root_dir={workdir}",
-        f"--trainer.logger.init_args.save_dir={workdir}",
+        f"--trainer.default_root_dir={run}",
+        f"--trainer.logger.init_args.save_dir={run}",
         f"--trainer.callbacks.init_args.every_n_steps={args.every}",
         "--trainer.callbacks+=mnist_dcgan.FitTimer",
         f"--data.init_args.root={data_root}",
@@ -126,25 +129,33 @@ def main(argv: list[str] | None = None) -> None:
     ]  # fmt: skip
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     env.setdefault("WANDB_MODE", "offline")
+    if args.threads > 0:
+        env["OMP_NUM_THREADS"] = str(args.threads)
     print("$ " + " ".join(cmd[1:] if cmd[0] == sys.executable else cmd), flush=True)
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=REPO, env=env, check=True)
     wall = time.perf_counter() - t0
 
-    timer = json.loads((workdir / "fit_timer.json").read_text())
-    grid = workdir / "samples" / "latest.png"
+    timer = json.loads((run / "fit_timer.json").read_text())
+    grid = run / "samples" / "latest.png"
     record = {
         "steps": args.steps,
         "images_seen": args.steps * 64,
         "epochs": args.steps * 64 / 10_000,
         "wall_s": wall,
         **timer,
-        "final_metrics": last_losses(workdir / "metrics.csv"),
+        "final_metrics": last_losses(run / "metrics.csv"),
         "num_workers": args.num_workers,
     }
     import torch
 
-    record.update(torch=torch.__version__, lightning=L.__version__, cpus=os.cpu_count(), torch_threads=torch.get_num_threads())
+    record.update(
+        torch=torch.__version__,
+        lightning=L.__version__,
+        cpus=os.cpu_count(),
+        torch_threads=args.threads or torch.get_num_threads(),
+        omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "(unset)"),
+    )
     print(json.dumps(record, indent=2))
     if not args.no_copy:
         args.results.mkdir(parents=True, exist_ok=True)

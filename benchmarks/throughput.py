@@ -24,6 +24,7 @@ the median is reported. Lightning overhead = (plain - lightning) / plain.
 
     python benchmarks/throughput.py                       # both models, defaults
     python benchmarks/throughput.py --models mlp --mlp-steps 400 --repeats 5
+    python benchmarks/throughput.py --threads 0 1         # torch's default threads, then 1 thread
 """
 
 from __future__ import annotations
@@ -234,7 +235,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mlp-steps", type=int, default=200, help="timed steps for mlp (default 200)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before timing (default 3)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the median is reported (default 3)")
-    parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads; 0 = leave the default")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="torch.set_num_threads values to measure, in turn; 0 = the default (one per core). E.g. --threads 0 1",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--quiet-wait",
@@ -244,52 +251,58 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     logging.getLogger("lightning.fabric").setLevel(logging.ERROR)
 
+    default_threads = torch.get_num_threads()
     print(
         f"# torch {torch.__version__}, lightning {L.__version__}, python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), torch threads {torch.get_num_threads()}, "
+        f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), default torch threads {default_threads}, "
         f"batch {BATCH}, warmup {args.warmup}, repeats {args.repeats}",
         flush=True,
     )
     rows = []
-    for name in args.models:
-        case = CASES[name]
-        steps = args.dcgan_steps if name == "dcgan64" else args.mlp_steps
-        results: dict[str, list[float]] = {"lightning": [], "plain": []}
-        loads: dict[str, list[float]] = {"lightning": [], "plain": []}
-        for r in range(args.repeats):
-            # Alternate which goes first, so drift of a noisy machine does not favour one.
-            order = ("lightning", "plain") if r % 2 == 0 else ("plain", "lightning")
-            for way in order:
-                fn = run_lightning if way == "lightning" else run_plain
-                if args.quiet_wait > 0:
-                    wait_until_quiet(args.quiet_wait)
-                ips, load = fn(case, args.warmup, steps, args.seed + r)
-                results[way].append(ips)
-                loads[way].append(load)
-                print(f"  {name:8s} {way:9s} run {r + 1}: {ips:8.1f} img/s  (other processes used {load:4.0%} of the CPUs meanwhile)", flush=True)
-        lit, plain = statistics.median(results["lightning"]), statistics.median(results["plain"])
-        rows.append((case, steps, results, loads, lit, plain))
+    for threads in args.threads:
+        torch.set_num_threads(threads if threads > 0 else default_threads)
+        for name in args.models:
+            case = CASES[name]
+            steps = args.dcgan_steps if name == "dcgan64" else args.mlp_steps
+            results: dict[str, list[float]] = {"lightning": [], "plain": []}
+            loads: dict[str, list[float]] = {"lightning": [], "plain": []}
+            for r in range(args.repeats):
+                # Alternate which goes first, so drift of a noisy machine does not favour one.
+                order = ("lightning", "plain") if r % 2 == 0 else ("plain", "lightning")
+                for way in order:
+                    fn = run_lightning if way == "lightning" else run_plain
+                    if args.quiet_wait > 0:
+                        wait_until_quiet(args.quiet_wait)
+                    ips, load = fn(case, args.warmup, steps, args.seed + r)
+                    results[way].append(ips)
+                    loads[way].append(load)
+                    print(
+                        f"  {name:8s} threads {torch.get_num_threads()} {way:9s} run {r + 1}: {ips:8.1f} img/s  "
+                        f"(other processes used {load:4.0%} of the CPUs meanwhile)",
+                        flush=True,
+                    )
+            rows.append((case, torch.get_num_threads(), steps, results, loads))
 
     print()
     print(
-        "| model | timed steps x runs | Lightning img/s, median (min-max) | plain PyTorch img/s, median (min-max) "
-        "| Lightning overhead, medians | overhead, best runs | foreign CPU load, max |"
+        "| model | torch threads | timed steps x runs | Lightning img/s, median (min-max) "
+        "| plain PyTorch img/s, median (min-max) | Lightning overhead, medians | overhead, best runs "
+        "| foreign CPU load, min-max |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for case, steps, results, loads, lit, plain in rows:
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for case, threads, steps, results, loads in rows:
         rng = lambda xs: f"{min(xs):.1f}-{max(xs):.1f}"
+        lit, plain = statistics.median(results["lightning"]), statistics.median(results["plain"])
         best_lit, best_plain = max(results["lightning"]), max(results["plain"])
-        worst_load = max(loads["lightning"] + loads["plain"])
+        all_loads = loads["lightning"] + loads["plain"]
         print(
-            f"| {case.label} | {steps} x {args.repeats} | {lit:.1f} ({rng(results['lightning'])}) | "
+            f"| {case.label} | {threads} | {steps} x {args.repeats} | {lit:.1f} ({rng(results['lightning'])}) | "
             f"{plain:.1f} ({rng(results['plain'])}) | {100 * (plain - lit) / plain:+.1f} % | "
-            f"{100 * (best_plain - best_lit) / best_plain:+.1f} % | {worst_load:.0%} |"
+            f"{100 * (best_plain - best_lit) / best_plain:+.1f} % | {min(all_loads):.0%}-{max(all_loads):.0%} |"
         )
     print(
         "\nOverhead = (plain - lightning) / plain. Foreign CPU load: the share of the machine's CPUs that other "
