@@ -1,5 +1,6 @@
 """DDP with 2 CPU processes (gloo): parameters and buffers stay identical across ranks."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,10 @@ SCRIPT = Path(__file__).parent / "scripts" / "ddp_fit.py"
 
 @pytest.mark.parametrize("model", ["dcgan", "wgan_gp"])
 def test_ddp_two_processes_keep_ranks_identical(tmp_path: Path, model: str) -> None:
+    # One thread per process: two ranks on a 2-core machine, no OpenMP oversubscription.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path), model], cwd=tmp_path, capture_output=True, text=True, timeout=300
+        [sys.executable, str(SCRIPT), str(tmp_path), model], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
