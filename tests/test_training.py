@@ -88,3 +88,22 @@ def test_gradient_clipping_bounds_every_step(tmp_path: Path, clip: float) -> Non
         assert max(model.seen_norms) <= clip * (1 + 1e-4)
     else:
         assert max(model.seen_norms) > 1e-3  # the bound above is not met by accident
+
+
+def test_fp16_with_grad_scaler_unscales_the_gradient_penalty(tmp_path: Path) -> None:
+    """Under "16-mixed" with a GradScaler (CPU has one since torch 2.3), the penalty is computed on
+    scaled outputs and unscaled again: its value matches the fp32 run instead of growing by the scale."""
+    from lightning.pytorch.plugins import MixedPrecision
+
+    images = torch.rand(64, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    results = {}
+    for name, extra in {"fp32": {}, "fp16": {"plugins": [MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))]}}.items():
+        L.seed_everything(0)
+        model = WGANGP(img_resolution=16, img_channels=1, z_dim=8, ngf=8, ndf=8)
+        fit = quiet_trainer(tmp_path / name, max_steps=12, **extra)
+        fit.fit(model, DataLoader(TensorDataset(images, torch.zeros(64)), batch_size=16))
+        assert all(p.isfinite().all() for p in model.parameters())
+        results[name] = (fit.callback_metrics["train/gp"].item(), model.grad_scale())
+    (gp32, scale32), (gp16, scale16) = results["fp32"], results["fp16"]
+    assert scale32 == 1.0 and scale16 > 1.0  # the scaler was in use
+    assert gp16 == pytest.approx(gp32, rel=0.05)
