@@ -83,6 +83,17 @@ def prepare_data(src: Path, root: Path) -> None:
             link.symlink_to((src / name).resolve())
 
 
+def save_small_png(src: Path, dst: Path) -> None:
+    """Copy the grid; a grey picture (MNIST) is stored as 8-bit greyscale, same pixels, a third of the bytes."""
+    from PIL import Image
+
+    picture = Image.open(src).convert("RGB")
+    r, g, b = picture.split()
+    if r.tobytes() == g.tobytes() == b.tobytes():
+        picture = r
+    picture.save(dst, optimize=True)
+
+
 def last_losses(metrics_csv: Path) -> dict[str, float]:
     """The last logged value of each train/* metric in the CSV logger's file."""
     last: dict[str, float] = {}
@@ -159,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(record, indent=2))
     if not args.no_copy:
         args.results.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(grid, args.results / "dcgan_mnist32.png")
+        save_small_png(grid, args.results / "dcgan_mnist32.png")
         (args.results / "dcgan_mnist32.json").write_text(json.dumps(record, indent=2) + "\n")
         print(f"grid: {args.results / 'dcgan_mnist32.png'} ({(args.results / 'dcgan_mnist32.png').stat().st_size // 1024} KiB)")
 

@@ -21,6 +21,7 @@ Public hooks, stable for subclassing (``class MyGAN(DCGAN): def generator_loss(.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Literal
 
 import lightning as L
@@ -41,6 +42,11 @@ from gans.losses import (
 from gans.tricks import instance_noise, label_targets
 
 OptimizerName = Literal["adam", "rmsprop", "sgd"]
+
+
+def frozen_copy(module: nn.Module) -> nn.Module:
+    """A deep copy of ``module`` that no optimizer trains (the EMA generator)."""
+    return copy.deepcopy(module).requires_grad_(False)
 
 
 def _qualified_name(cls: type) -> str:
@@ -145,13 +151,19 @@ class GANModule(L.LightningModule):
             return None
         return torch.randint(0, self.num_classes, (n,), device=self.device)
 
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The generator to draw samples from: the EMA copy when :class:`callbacks.EMA` keeps one."""
+        ema = getattr(self, "generator_ema", None)
+        return self.generator if ema is None else ema
+
     @torch.no_grad()
     def sample(self, n: int, labels: Tensor | None = None, z: Tensor | None = None) -> Tensor:
-        """``n`` samples from the generator in its current train/eval mode."""
+        """``n`` samples from :attr:`sampling_generator` in its current train/eval mode."""
         z = self.sample_z(n) if z is None else z.to(self.device)
         if labels is None:
             labels = self.sample_labels(n)
-        return self(z, labels)
+        return self.sampling_generator(z, labels)
 
     @torch.no_grad()
     def predict_step(self, batch: Tensor, batch_idx: int) -> dict[str, Tensor]:
@@ -160,7 +172,7 @@ class GANModule(L.LightningModule):
         indices = batch.long().cpu()
         z = torch.stack([torch.randn(self.z_dim, generator=torch.Generator().manual_seed(int(i))) for i in indices])
         labels = (indices % self.num_classes).to(self.device) if self.num_classes else None
-        return {"index": indices, "samples": self(z.to(self.device), labels)}
+        return {"index": indices, "samples": self.sampling_generator(z.to(self.device), labels)}
 
     def critic_steps(self) -> int:
         """Discriminator steps before the next generator step; WGAN overrides this with its schedule."""
@@ -346,6 +358,8 @@ class GANModule(L.LightningModule):
                 f"The checkpoint was written by {written_by}, not {_qualified_name(type(self))}: load it with "
                 f"{written_by.rsplit('.', 1)[-1]}.load_from_checkpoint, or set model.class_path: {written_by}."
             )
+        if getattr(self, "generator_ema", None) is None and any(k.startswith("generator_ema.") for k in checkpoint.get("state_dict", {})):
+            self.generator_ema = frozen_copy(self.generator)  # the checkpoint was written with callbacks.EMA
         own = self.state_dict()
         for name, value in checkpoint.get("state_dict", {}).items():
             if name in own and own[name].shape != value.shape:

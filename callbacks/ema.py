@@ -1,0 +1,79 @@
+"""Exponential moving average of the generator's weights (Karras et al. 2018, arXiv:1710.10196,
+section A.1; StyleGAN2-ADA, arXiv:2006.06676, training loop).
+
+After every generator step the averaged copy moves toward the trained one:
+``ema = beta * ema + (1 - beta) * g`` with ``beta = 0.5 ** (batch / half_life)``, so the weight
+of an old step halves every ``half_life_kimg`` thousand images whatever the batch size. With
+``rampup`` the half-life is capped at ``rampup * images seen`` early in training (StyleGAN2-ADA
+uses 0.05), so the average does not drag the random initialisation along. Buffers (batch-norm
+statistics) are copied, not averaged.
+
+The averaged generator lives on the module as ``generator_ema``: it is saved in and restored
+from checkpoints with the rest of the state dict, and :meth:`gans.base.GANModule.sample`,
+sample grids and ``lightning predict`` use it. Every DDP rank computes the same average from
+the same parameters, so it needs no communication.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from gans.base import frozen_copy
+from gans.errors import ConfigError
+
+
+def ema_beta(batch: int, half_life_images: float) -> float:
+    """The decay per step of ``batch`` images for a half-life of ``half_life_images`` images."""
+    return 0.5 ** (batch / max(half_life_images, 1e-8))
+
+
+@torch.no_grad()
+def ema_update_(ema: nn.Module, source: nn.Module, beta: float) -> None:
+    """ema <- beta * ema + (1 - beta) * source for parameters; buffers copied."""
+    for p_ema, p in zip(ema.parameters(), source.parameters(), strict=True):
+        p_ema.lerp_(p.detach(), 1.0 - beta)
+    for b_ema, b in zip(ema.buffers(), source.buffers(), strict=True):
+        b_ema.copy_(b)
+
+
+class EMA(L.Callback):
+    """Keeps ``pl_module.generator_ema``, the exponential moving average of ``pl_module.generator``."""
+
+    def __init__(self, half_life_kimg: float = 10.0, rampup: float | None = None) -> None:
+        """
+        Args:
+            half_life_kimg: half-life of the average in thousands of images (StyleGAN2: 10).
+            rampup: cap the half-life at ``rampup`` x images seen; None = no ramp-up (StyleGAN2-ADA: 0.05).
+        """
+        super().__init__()
+        if half_life_kimg <= 0:
+            raise ConfigError(f"EMA half_life_kimg must be > 0, got {half_life_kimg}.")
+        if rampup is not None and rampup <= 0:
+            raise ConfigError(f"EMA rampup must be > 0 or null, got {rampup}.")
+        self.half_life_kimg = half_life_kimg
+        self.rampup = rampup
+        self._g_steps_seen = 0
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # Before the strategy wraps the model and before a checkpoint is restored into it.
+        if getattr(pl_module, "generator_ema", None) is None:
+            pl_module.generator_ema = frozen_copy(pl_module.generator)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._g_steps_seen = pl_module.g_steps
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if pl_module.g_steps == self._g_steps_seen:
+            return  # this batch made only a discriminator step
+        self._g_steps_seen = pl_module.g_steps
+        real = batch[0] if isinstance(batch, (tuple, list)) else batch
+        half_life = self.half_life_kimg * 1000.0
+        if self.rampup is not None:
+            half_life = min(half_life, pl_module.images_seen * self.rampup)
+        beta = ema_beta(real.shape[0] * trainer.world_size, half_life)
+        ema_update_(pl_module.generator_ema, pl_module.generator, beta)
+        pl_module.log("train/ema_beta", beta)
