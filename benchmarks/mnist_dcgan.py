@@ -26,6 +26,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -69,6 +70,22 @@ class FitTimer(L.Callback):
         path = Path(trainer.default_root_dir) / "fit_timer.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=2))
+
+
+def machine_busy_s() -> float:
+    """Non-idle CPU seconds of the whole machine since boot (Linux /proc/stat); 0 elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_and_children_cpu_s() -> float:
+    """CPU seconds of this process and its finished children."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def prepare_data(src: Path, root: Path) -> None:
@@ -143,9 +160,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads > 0:
         env["OMP_NUM_THREADS"] = str(args.threads)
     print("$ " + " ".join(cmd[1:] if cmd[0] == sys.executable else cmd), flush=True)
+    busy0, own0 = machine_busy_s(), own_and_children_cpu_s()
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=REPO, env=env, check=True)
     wall = time.perf_counter() - t0
+    others = (machine_busy_s() - busy0) - (own_and_children_cpu_s() - own0)
 
     timer = json.loads((run / "fit_timer.json").read_text())
     grid = run / "samples" / "latest.png"
@@ -157,6 +176,8 @@ def main(argv: list[str] | None = None) -> None:
         **timer,
         "final_metrics": last_losses(run / "metrics.csv"),
         "num_workers": args.num_workers,
+        # Share of the machine's CPUs used by other processes during the run: the machine is shared.
+        "foreign_cpu_load": max(0.0, others) / (wall * (os.cpu_count() or 1)),
     }
     import torch
 

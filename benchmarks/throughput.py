@@ -17,10 +17,17 @@ Each model is timed two ways:
   with the non-saturating loss of :mod:`gans.losses`, D frozen, G step; Adam 2e-4 (0.5, 0.999);
   the same DataLoader over the same in-memory tensors.
 
-Both timers start after ``--warmup`` steps and stop after ``--steps`` more; the DataLoader
-iteration is inside the timed region in both. Every measurement is repeated ``--repeats``
-times (Lightning and plain alternating, so slow drift of the machine hits both alike) and
-the median is reported. Lightning overhead = (plain - lightning) / plain.
+Both timers start after ``--warmup`` steps and stop after ``--dcgan-steps`` / ``--mlp-steps``
+more; the DataLoader iteration is inside the timed region in both; start-up (Trainer set-up,
+model construction) is not. Every measurement is repeated ``--repeats`` times (Lightning and
+plain alternating, so slow drift of the machine hits both alike) and the median is reported.
+Lightning overhead = (plain - lightning) / plain.
+
+The machine may be shared: before each run the script waits (``--quiet-wait``) for other
+processes to go quiet, and it prints the share of the CPUs other processes used during each
+timed region. With torch's default of one OpenMP thread per core, a second busy process makes
+the spinning OpenMP threads collapse throughput (see benchmarks/README.md); ``--threads 1``
+measures the single-thread case.
 
     python benchmarks/throughput.py                       # both models, defaults
     python benchmarks/throughput.py --models mlp --mlp-steps 400 --repeats 5
@@ -42,7 +49,7 @@ from typing import Callable
 
 import lightning as L
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import gans
@@ -170,11 +177,7 @@ def run_lightning(case: Case, warmup: int, steps: int, seed: int) -> tuple[float
 # Plain PyTorch.
 
 
-def frozen(net: nn.Module) -> "_Frozen":
-    return _Frozen(net)
-
-
-class _Frozen:
+class frozen:
     """requires_grad False on ``net`` inside the block, restored after: what ``toggled_optimizer`` does."""
 
     def __init__(self, net: nn.Module) -> None:
