@@ -99,8 +99,10 @@ class SampleGrid(L.Callback):
             self.draw(trainer, pl_module, step)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._real is not None:
-            self.draw(trainer, pl_module, trainer.fit_loop.epoch_loop.batch_progress.total.completed)
+        step = trainer.fit_loop.epoch_loop.batch_progress.total.completed
+        already_drawn = self.every_n_steps > 0 and step % self.every_n_steps == 0
+        if self._real is not None and not already_drawn:
+            self.draw(trainer, pl_module, step)
 
     def _collect_real(self, trainer: L.Trainer, batch: Any) -> Tensor:
         real = batch[0] if isinstance(batch, (tuple, list)) else batch
