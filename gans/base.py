@@ -31,7 +31,6 @@ from torch import Tensor, nn
 from gans import distributed
 from gans.errors import ConfigError
 from gans.losses import (
-
     clip_weights,
     drift_penalty,
     get_loss,

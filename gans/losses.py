@@ -25,15 +25,13 @@ Regularisers:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from gans.errors import ConfigError
 
-LossName = Literal["minimax", "non_saturating", "least_squares", "wasserstein", "hinge"]
-LOSS_NAMES: tuple[str, ...] = LossName.__args__
 
 
 # Discriminator losses. ``real_target`` / ``fake_target`` are the label targets
@@ -103,6 +101,7 @@ _LOSSES = {
     "wasserstein": AdversarialLoss("wasserstein", wasserstein_d_loss, wasserstein_g_loss, uses_labels=False),
     "hinge": AdversarialLoss("hinge", hinge_d_loss, wasserstein_g_loss, uses_labels=False),
 }
+LOSS_NAMES: tuple[str, ...] = tuple(_LOSSES)
 
 
 def get_loss(name: str) -> AdversarialLoss:

@@ -75,6 +75,13 @@ def test_discriminator_output_is_one_logit_per_sample(zoo_model):
         assert torch.isfinite(logits).all()
 
 
+def assert_every_parameter_has_a_gradient(network, prefix):
+    for name, p in network.named_parameters():
+        assert p.grad is not None, f"{prefix}.{name} got no gradient"
+        assert torch.isfinite(p.grad).all(), f"{prefix}.{name} has a non-finite gradient"
+        assert p.grad.abs().sum() > 0, f"{prefix}.{name} got a zero gradient"
+
+
 def test_every_generator_parameter_gets_a_gradient_from_the_generator_loss(zoo_model):
     model, _ = zoo_model
     labels = make_labels(model)
@@ -82,10 +89,7 @@ def test_every_generator_parameter_gets_a_gradient_from_the_generator_loss(zoo_m
     loss = model.generator_loss(model(model.sample_z(N), labels), labels)
     assert loss.dim() == 0 and torch.isfinite(loss)
     loss.backward()
-    for name, p in model.generator.named_parameters():
-        assert p.grad is not None, f"generator.{name} got no gradient"
-        assert torch.isfinite(p.grad).all(), f"generator.{name} has a non-finite gradient"
-        assert p.grad.abs().sum() > 0, f"generator.{name} got a zero gradient"
+    assert_every_parameter_has_a_gradient(model.generator, "generator")
 
 
 def test_every_discriminator_parameter_gets_a_gradient_from_the_discriminator_loss(zoo_model):
@@ -97,10 +101,7 @@ def test_every_discriminator_parameter_gets_a_gradient_from_the_discriminator_lo
     loss = model.discriminator_loss(make_real(shape), fake, labels)
     assert loss.dim() == 0 and torch.isfinite(loss)
     loss.backward()
-    for name, p in model.discriminator.named_parameters():
-        assert p.grad is not None, f"discriminator.{name} got no gradient"
-        assert torch.isfinite(p.grad).all(), f"discriminator.{name} has a non-finite gradient"
-        assert p.grad.abs().sum() > 0, f"discriminator.{name} got a zero gradient"
+    assert_every_parameter_has_a_gradient(model.discriminator, "discriminator")
     # The fakes were made without a graph, so G is untouched by D's loss.
     assert all(p.grad is None for p in model.generator.parameters())
 
