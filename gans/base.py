@@ -17,6 +17,13 @@ Public hooks, stable for subclassing (``class MyGAN(DCGAN): def generator_loss(.
 - ``critic_steps() -> int``
 - ``sample(n, labels=None, z=None) -> Tensor`` and ``forward(z, labels=None)`` (= the generator)
 - ``after_discriminator_step()`` (WGAN clips weights here)
+- ``backward_and_step(opt, loss, network) -> bool``: the one place a loss becomes an update
+  (DDP gradient averaging, AMP, the non-finite guard); callbacks that add their own phases
+  (:class:`callbacks.LazyRegularization`) step through it too.
+
+Non-finite losses: a NaN/Inf loss skips that update (on every rank) and is counted in
+``train/nonfinite_steps``; after ``max_nonfinite_steps`` in a row training stops with
+:class:`gans.errors.NonFiniteLossError`, which names the last checkpoint saved.
 """
 
 from __future__ import annotations
@@ -26,10 +33,11 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from gans import distributed
-from gans.errors import ConfigError
+from gans.errors import ConfigError, NonFiniteLossError
 from gans.losses import (
     clip_weights,
     drift_penalty,
@@ -83,6 +91,7 @@ class GANModule(L.LightningModule):
         instance_noise_std: float = 0.0,
         instance_noise_anneal_kimg: float = 0.0,
         gradient_clip_val: float = 0.0,
+        max_nonfinite_steps: int = 10,
     ) -> None:
         """
         Args:
@@ -109,6 +118,7 @@ class GANModule(L.LightningModule):
             instance_noise_anneal_kimg: decay the noise linearly to 0 over this many kimg; 0 = constant.
             gradient_clip_val: clip each network's gradient norm to this before its step; 0 = off.
                 (Trainer's gradient_clip_val does not apply to manual optimization.)
+            max_nonfinite_steps: stop after this many NaN/Inf losses in a row (each one skips its update).
         """
         super().__init__()
         self.automatic_optimization = False
@@ -125,6 +135,8 @@ class GANModule(L.LightningModule):
             )
         if n_critic < 1:
             raise ConfigError(f"n_critic must be >= 1, got {n_critic}.")
+        if max_nonfinite_steps < 1:
+            raise ConfigError(f"max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}.")
         if optimizer not in OptimizerName.__args__:
             raise ConfigError(f"Unknown optimizer {optimizer!r}: choose one of {', '.join(OptimizerName.__args__)}.")
         self.save_hyperparameters(ignore=["generator", "discriminator"])
@@ -133,6 +145,11 @@ class GANModule(L.LightningModule):
         self.images_seen = 0
         self.g_steps = 0
         self.d_steps_since_g = 0
+        self.nonfinite_steps = 0  # skipped updates in total
+        self.nonfinite_streak = 0  # ... and in a row, up to now
+
+    # Lightning's ThroughputMonitor (callbacks.ImagesPerSecond) reads this; GAN FLOPs are not counted.
+    flops_per_batch: int | None = None
 
     # Public hooks.
 
@@ -234,6 +251,7 @@ class GANModule(L.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real, labels = self.unpack_batch(batch)
+        skipped_before = self.nonfinite_steps
         opt_d, opt_g = self.optimizers()
         self.discriminator_step(opt_d, real, labels)
         self.d_steps_since_g += 1
@@ -243,6 +261,8 @@ class GANModule(L.LightningModule):
             self.g_steps += 1
         self.images_seen += real.shape[0] * self.trainer.world_size
         self.log("train/kimg", self.images_seen / 1000.0, prog_bar=True)
+        if self.nonfinite_steps == skipped_before:
+            self.nonfinite_streak = 0
         distributed.broadcast_buffers(self)
 
     def discriminator_step(self, opt: Any, real: Tensor, labels: Tensor | None) -> None:
@@ -251,7 +271,7 @@ class GANModule(L.LightningModule):
             with torch.no_grad():
                 fake = self(self.sample_z(real.shape[0]), labels)
             loss = self.discriminator_loss(real, fake, labels)
-            self._optimizer_step(opt, loss, self.discriminator)
+            self.backward_and_step(opt, loss, self.discriminator)
         self.after_discriminator_step()
 
     def generator_step(self, opt: Any, n: int, labels: Tensor | None) -> None:
@@ -259,14 +279,50 @@ class GANModule(L.LightningModule):
         with self.toggled_optimizer(opt):
             fake = self(self.sample_z(n), labels)
             loss = self.generator_loss(fake, labels)
-            self._optimizer_step(opt, loss, self.generator)
+            self.backward_and_step(opt, loss, self.generator)
 
-    def _optimizer_step(self, opt: Any, loss: Tensor, network: nn.Module) -> None:
+    def backward_and_step(self, opt: Any, loss: Tensor, network: nn.Module) -> bool:
+        """Back-propagate ``loss`` and step ``opt``, which trains ``network``; False if the loss was NaN/Inf.
+
+        Under DDP the backward runs without DDP's reducer and ``network``'s gradients are averaged
+        with one all-reduce (:mod:`gans.distributed`). A non-finite loss on any rank skips the
+        update on all ranks, so parameters never take a NaN and ranks never diverge; the streak of
+        skips resets after a training batch without one.
+        """
         opt.zero_grad(set_to_none=True)
+        if not distributed.all_ranks(bool(torch.isfinite(loss.detach()).all()), self.device):
+            self._skip_nonfinite_update()
+            return False
         with distributed.reducer_off(self.trainer.strategy.model):
             self.manual_backward(loss)
         distributed.all_reduce_gradients(network)
         opt.step()
+        return True
+
+    def _skip_nonfinite_update(self) -> None:
+        self.nonfinite_steps += 1
+        self.nonfinite_streak += 1
+        self.log("train/nonfinite_steps", float(self.nonfinite_steps))
+        limit = self.hparams.max_nonfinite_steps
+        if self.nonfinite_streak < limit:
+            rank_zero_warn(
+                f"Non-finite loss at {self.images_seen / 1000:.1f} kimg: update skipped "
+                f"({self.nonfinite_streak} in a row; training stops at {limit})."
+            )
+            return
+        checkpoint = self._last_checkpoint_path()
+        raise NonFiniteLossError(
+            f"{limit} non-finite losses in a row at {self.images_seen / 1000:.1f} kimg: training stopped before the weights "
+            f"became NaN. Last good checkpoint: {checkpoint or 'none saved yet'}. Resume from it with a lower learning rate, "
+            f"gradient_clip_val, or precision bf16-mixed / 32 instead of 16-mixed."
+        )
+
+    def _last_checkpoint_path(self) -> str | None:
+        for callback in self.trainer.checkpoint_callbacks:
+            path = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")
+            if path:
+                return path
+        return None
 
     def setup(self, stage: str) -> None:
         """Fail early, with the fix, when the data do not fit the model."""
@@ -327,6 +383,7 @@ class GANModule(L.LightningModule):
             "images_seen": self.images_seen,
             "g_steps": self.g_steps,
             "d_steps_since_g": self.d_steps_since_g,
+            "nonfinite_steps": self.nonfinite_steps,
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
@@ -369,6 +426,7 @@ class GANModule(L.LightningModule):
         self.images_seen = progress["images_seen"]
         self.g_steps = progress["g_steps"]
         self.d_steps_since_g = progress["d_steps_since_g"]
+        self.nonfinite_steps = progress.get("nonfinite_steps", 0)
         torch.set_rng_state(progress["rng_cpu"])
         if progress["rng_cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(progress["rng_cuda"])

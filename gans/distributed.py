@@ -29,6 +29,15 @@ def _is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+def all_ranks(flag: bool, device: torch.device | str = "cpu") -> bool:
+    """Whether ``flag`` holds on every rank (one all-reduce of a single number under DDP)."""
+    if not _is_distributed():
+        return flag
+    value = torch.tensor(float(flag), device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
+
+
 def all_reduce_gradients(module: nn.Module) -> None:
     """Average the gradients of ``module``'s trainable parameters over all ranks (one flat all-reduce).
 

@@ -9,7 +9,11 @@ class DataNotFoundError(FileNotFoundError):
     """Data missing, empty or unreadable; the message names the folder and what to put there."""
 
 
-USER_ERRORS = (ConfigError, DataNotFoundError)
+class NonFiniteLossError(RuntimeError):
+    """Training diverged (NaN/Inf losses in a row); the message names the last good checkpoint."""
+
+
+USER_ERRORS = (ConfigError, DataNotFoundError, NonFiniteLossError)
 
 
 def find_user_error(err: BaseException | None) -> BaseException | None:

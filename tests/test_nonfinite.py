@@ -1,0 +1,60 @@
+"""The non-finite guard: a NaN loss skips its update; K in a row stop training with the last checkpoint named."""
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from datamodules import ToyDataModule
+from gans import GAN
+from gans.errors import NonFiniteLossError
+from helpers import quiet_trainer
+
+
+class NaNAfter(GAN):
+    """A toy GAN whose D loss turns NaN on the batches in ``nan_batches``."""
+
+    def __init__(self, nan_batches: set[int], **kwargs) -> None:
+        super().__init__(data_shape=(2,), z_dim=4, g_hidden=(16,), d_hidden=(16,), d_pieces=2, d_input_dropout=0.0,
+                         d_dropout=0.0, g_tanh=False, optimizer="adam", lr_g=1e-3, lr_d=1e-3, **kwargs)
+        self.nan_batches = nan_batches
+        self.d_snapshots: list[dict[str, torch.Tensor]] = []
+
+    def discriminator_loss(self, real, fake, labels=None):
+        loss = super().discriminator_loss(real, fake, labels)
+        return loss * float("nan") if self.trainer.fit_loop.total_batch_idx in self.nan_batches else loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        self.d_snapshots.append({k: v.clone() for k, v in self.discriminator.state_dict().items()})
+
+
+def test_a_nan_loss_skips_the_update_and_training_goes_on(tmp_path: Path) -> None:
+    L.seed_everything(0)
+    model = NaNAfter(nan_batches={3, 4})
+    with pytest.warns(UserWarning, match="Non-finite loss"):
+        quiet_trainer(tmp_path, max_steps=16).fit(model, datamodule=ToyDataModule(num_samples=512, batch_size=64))
+    snaps = model.d_snapshots
+    for skipped in (3, 4):  # D unchanged by the NaN batches, and never NaN
+        assert all(torch.equal(snaps[skipped][k], snaps[skipped - 1][k]) for k in snaps[0])
+    assert not all(torch.equal(snaps[5][k], snaps[4][k]) for k in snaps[0]), "training did not resume after the NaNs"
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert model.nonfinite_steps == 2 and model.nonfinite_streak == 0
+
+
+def test_too_many_nans_in_a_row_stop_with_the_last_checkpoint(tmp_path: Path) -> None:
+    L.seed_everything(0)
+    model = NaNAfter(nan_batches=set(range(6, 100)), max_nonfinite_steps=3)
+    checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=4, save_last=True)
+    fit = quiet_trainer(tmp_path, max_steps=100, enable_checkpointing=True, callbacks=[checkpoints])
+    with pytest.raises(NonFiniteLossError, match=r"3 non-finite losses in a row.*Last good checkpoint: .*last\.ckpt"):
+        with pytest.warns(UserWarning):
+            fit.fit(model, datamodule=ToyDataModule(num_samples=512, batch_size=64))
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert model.images_seen == 8 * 64  # batches 0-5 trained, then 6, 7 and 8 were NaN
+
+
+def test_max_nonfinite_steps_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_nonfinite_steps"):
+        NaNAfter(nan_batches=set(), max_nonfinite_steps=0)
