@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from gans.errors import ConfigError
 
@@ -19,6 +23,8 @@ class GANDataModule(L.LightningDataModule):
 
     data_shape: tuple[int, ...]
     num_classes: int = 0
+    # Init arguments that change how data are loaded, not which images they are (left out of cache_key).
+    LOADING_ARGS = frozenset({"batch_size", "num_workers", "pin_memory", "download", "num_predict", "predict_batch_size"})
 
     def __init__(self, num_predict: int = 64, predict_batch_size: int = 64) -> None:
         """
@@ -34,3 +40,20 @@ class GANDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return DataLoader(torch.arange(self.num_predict), batch_size=self.predict_batch_size)
+
+    def real_dataset(self) -> Dataset:
+        """The training images as a map-style dataset of ``(image, label)`` in [-1, 1], unshuffled and
+        unaugmented (after ``setup``): what metrics like :class:`callbacks.FID` compare against."""
+        dataset = getattr(self, "dataset", None)
+        if dataset is None:
+            raise ConfigError(f"{type(self).__name__} has no dataset yet: call setup('fit') first, or override real_dataset().")
+        return dataset
+
+    def cache_key(self) -> str:
+        """A file-name-safe identity of the data (class, shape, every init argument that selects or transforms
+        the images, the data folder resolved), for caches of statistics such as FID's real features."""
+        args = {k: v for k, v in self.hparams.items() if k not in self.LOADING_ARGS}
+        if "root" in args:
+            args["root"] = str(Path(args["root"]).expanduser().resolve())
+        digest = hashlib.sha1(json.dumps(args, sort_keys=True, default=str).encode()).hexdigest()[:10]
+        return f"{type(self).__name__}-{'x'.join(map(str, self.data_shape))}-{digest}"

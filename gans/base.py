@@ -182,13 +182,19 @@ class GANModule(L.LightningModule):
         return self.sampling_generator(z, labels)
 
     @torch.no_grad()
-    def predict_step(self, batch: Tensor, batch_idx: int) -> dict[str, Tensor]:
-        """Samples for ``lightning predict``: ``batch`` holds sample indices; index i always gets the latent
-        seeded by i (and label i mod num_classes), so a checkpoint's predictions are reproducible."""
-        indices = batch.long().cpu()
+    def sample_indexed(self, indices: Tensor) -> Tensor:
+        """Samples numbered by ``indices``: index i always gets the latent seeded by i (and label
+        i mod num_classes). ``lightning predict`` and :class:`callbacks.FID` draw through this, so a
+        checkpoint's images are reproducible and do not depend on the batch size or the number of ranks;
+        the global RNG is left untouched."""
+        indices = indices.long().cpu()
         z = torch.stack([torch.randn(self.z_dim, generator=torch.Generator().manual_seed(int(i))) for i in indices])
         labels = (indices % self.num_classes).to(self.device) if self.num_classes else None
-        return {"index": indices, "samples": self.sampling_generator(z.to(self.device), labels)}
+        return self.sampling_generator(z.to(self.device), labels)
+
+    def predict_step(self, batch: Tensor, batch_idx: int) -> dict[str, Tensor]:
+        """Samples for ``lightning predict``: ``batch`` holds sample indices (see :meth:`sample_indexed`)."""
+        return {"index": batch.long().cpu(), "samples": self.sample_indexed(batch)}
 
     def critic_steps(self) -> int:
         """Discriminator steps before the next generator step; WGAN overrides this with its schedule."""

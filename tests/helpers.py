@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
+from torch import nn
 
 
 def quiet_trainer(root: Path, max_steps: int, **overrides: Any) -> L.Trainer:
@@ -22,3 +24,23 @@ def quiet_trainer(root: Path, max_steps: int, **overrides: Any) -> L.Trainer:
     )
     settings.update(overrides)
     return L.Trainer(**settings)
+
+
+class TinyFeatures(nn.Module):
+    """A fixed random conv net: uint8 images to 8 features (the mean and spread of 4 filter responses);
+    counts the images it sees. A stand-in for Inception in tests of callbacks.FID."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, stride=2)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=torch.Generator().manual_seed(123)))
+            self.conv.bias.zero_()
+        self.conv.requires_grad_(False)
+        self.images_seen = 0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        assert images.dtype == torch.uint8
+        self.images_seen += images.shape[0]
+        h = self.conv(images.float() / 127.5 - 1)
+        return torch.cat([h.mean((2, 3)), h.std((2, 3))], dim=1)

@@ -1,0 +1,302 @@
+"""FID and KID during training, on torchmetrics, correct under DDP, with cached real statistics.
+
+FID: Heusel et al. 2017, arXiv:1706.08500, eq. 6: ||mu_r - mu_g||^2 + Tr(S_r + S_g - 2 (S_r S_g)^1/2)
+on Inception features (torchmetrics' ``FrechetInceptionDistance``). KID: Binkowski et al. 2018,
+arXiv:1801.01401, the unbiased squared MMD with a cubic polynomial kernel, averaged over random
+subsets (torchmetrics' ``KernelInceptionDistance``); unlike FID it has no bias at small sample
+sizes, so it is the number to watch when monitoring with a few thousand images.
+
+Protocol, so numbers compare across runs, batch sizes and numbers of GPUs:
+
+- Generated images: sample i comes from the latent seeded by i (and class i mod num_classes):
+  :meth:`gans.base.GANModule.sample_indexed`, with the EMA generator when :class:`callbacks.EMA`
+  keeps one, in eval mode. Each rank generates a contiguous block of the indices.
+- Real images: the first ``num_real`` images of the datamodule's training set
+  (:meth:`datamodules.base.GANDataModule.real_dataset`), unshuffled and unaugmented.
+- Both pass through the same preprocessing (uint8 quantisation, TF1 bilinear resize to 299;
+  see :mod:`gans.inception`), then one feature pass feeds every metric.
+- The features of the real images are computed once per dataset, resolution, extractor and
+  ``num_real`` and cached on disk (``<cache_dir>/<data key>-<extractor>-n<num_real>.pt``); under
+  DDP each rank extracts its share and the statistics are reduced once.
+- torchmetrics reduces the metric states across ranks at ``compute``, so every rank gets the
+  same value. The evaluation never touches the global RNG: training continues identically
+  with or without this callback.
+
+Logged as ``metrics/fid``, ``metrics/kid`` and ``metrics/kid_std`` together with ``train/kimg``, so a
+dashboard can plot them against kimg; also put in ``trainer.callback_metrics`` for
+``ModelCheckpoint(monitor="metrics/fid", mode="min")``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any, Iterator
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from torch import Tensor, nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
+
+from gans.errors import ConfigError
+from gans.inception import InceptionFeatures, to_uint8
+
+
+def default_cache_dir() -> Path:
+    """``$GANS_CACHE/real_stats``, by default ``~/.cache/gans/real_stats``."""
+    return Path(os.environ.get("GANS_CACHE", Path.home() / ".cache" / "gans")).expanduser() / "real_stats"
+
+
+class _Precomputed(nn.Module):
+    """Lets torchmetrics take features computed once for all metrics instead of running its own network."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, features: Tensor) -> Tensor:
+        return features
+
+
+def rank_block(n: int, rank: int, world_size: int) -> Tensor:
+    """The contiguous block of ``range(n)`` that ``rank`` handles; blocks in rank order give ``range(n)``."""
+    return torch.tensor_split(torch.arange(n), world_size)[rank]
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[None]:
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
+class FID(L.Callback):
+    """Every ``every_kimg`` thousand images: FID (and KID) of ``num_samples`` generated images vs the real ones."""
+
+    def __init__(
+        self,
+        every_kimg: float = 50.0,
+        num_samples: int = 10_000,
+        num_real: int | None = None,
+        batch_size: int = 64,
+        feature_extractor: nn.Module | None = None,
+        kid: bool = True,
+        kid_subset_size: int = 1000,
+        kid_subsets: int = 100,
+        at_start: bool = False,
+        at_end: bool = True,
+        cache_dir: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        """
+        Args:
+            every_kimg: thousands of real images shown to D between evaluations; 0 = only at start/end.
+            num_samples: generated images per evaluation (papers: 50,000; monitoring: 1-10k).
+            num_real: real images for the reference statistics; None = ``num_samples`` (capped at the dataset size).
+            batch_size: images per generator / feature-extractor batch.
+            feature_extractor: a module mapping uint8 images ``[N, C, H, W]`` to features ``[N, F]``;
+                None = the standard FID Inception (:class:`gans.inception.InceptionFeatures`).
+            kid: also compute KID.
+            kid_subset_size: images per KID subset (capped at the number of images).
+            kid_subsets: KID subsets.
+            at_start: also evaluate before the first step (a curve starting at kimg 0).
+            at_end: also evaluate when training ends.
+            cache_dir: where real statistics are cached; None = ``$GANS_CACHE/real_stats`` or ``~/.cache/gans/real_stats``.
+            seed: seed of KID's random subsets.
+        """
+        super().__init__()
+        if every_kimg < 0:
+            raise ConfigError(f"FID every_kimg must be >= 0, got {every_kimg}.")
+        if num_samples < 2 or (num_real is not None and num_real < 2):
+            raise ConfigError(f"FID needs at least 2 generated and 2 real images, got num_samples={num_samples}, num_real={num_real}.")
+        if batch_size < 1 or kid_subset_size < 2 or kid_subsets < 1:
+            raise ConfigError("FID batch_size must be >= 1, kid_subset_size >= 2 and kid_subsets >= 1.")
+        self.every_kimg = every_kimg
+        self.num_samples = num_samples
+        self.num_real = num_real if num_real is not None else num_samples
+        self.batch_size = batch_size
+        self.feature_extractor = feature_extractor
+        self.kid = kid
+        self.kid_subset_size = kid_subset_size
+        self.kid_subsets = kid_subsets
+        self.at_start = at_start
+        self.at_end = at_end
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self.seed = seed
+        self.history: list[dict[str, float]] = []  # one entry per evaluation, saved in checkpoints
+        self._next_kimg: float | None = None
+        self._extractor: nn.Module | None = None
+        self._metrics: dict[str, Any] = {}
+        self._real_ready = False
+
+    # Lightning hooks.
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        shape = getattr(trainer.datamodule, "data_shape", None) or getattr(pl_module, "data_shape", None)
+        if shape is not None and len(shape) != 3:
+            raise ConfigError(f"FID compares images, but the data have shape {tuple(shape)}: remove callbacks.FID for this data.")
+        if self._extractor is None:
+            self._extractor = self.feature_extractor if self.feature_extractor is not None else InceptionFeatures()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        kimg = pl_module.images_seen / 1000.0
+        if self._next_kimg is None:
+            self._next_kimg = self._following(kimg)
+        if self.at_start and pl_module.images_seen == 0 and not self.history:
+            self.evaluate(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        kimg = pl_module.images_seen / 1000.0
+        if self.every_kimg > 0 and kimg >= self._next_kimg:
+            self._next_kimg = self._following(kimg)
+            self.evaluate(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        kimg = pl_module.images_seen / 1000.0
+        if self.at_end and (not self.history or self.history[-1]["train/kimg"] != kimg):
+            self.evaluate(trainer, pl_module)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history, "next_kimg": self._next_kimg}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict["history"])
+        self._next_kimg = state_dict["next_kimg"]
+
+    # The evaluation.
+
+    @torch.no_grad()
+    def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
+        """Compute the metrics for the current generator on every rank; log them from rank 0."""
+        start = time.perf_counter()
+        device = pl_module.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), eval_mode(pl_module):
+            self._prepare(trainer, device)
+            for indices in rank_block(self.num_samples, trainer.global_rank, trainer.world_size).split(self.batch_size):
+                self._update(to_uint8(pl_module.sample_indexed(indices)), real=False)
+            values = {"metrics/fid": float(self._metrics["fid"].compute())}
+            if "kid" in self._metrics:
+                self._one_tensor_per_rank(self._metrics["kid"])
+                torch.manual_seed(self.seed)  # KID's subsets, identical on every rank and every evaluation
+                kid_mean, kid_std = self._metrics["kid"].compute()
+                values.update({"metrics/kid": float(kid_mean), "metrics/kid_std": float(kid_std)})
+            for metric in self._metrics.values():
+                metric.reset()  # the fake half only: reset_real_features=False
+
+        kimg = pl_module.images_seen / 1000.0
+        self.history.append({"train/kimg": kimg, **values})
+        for logger in trainer.loggers:
+            logger.log_metrics({**values, "train/kimg": kimg}, step=trainer.global_step)
+        trainer.callback_metrics.update({name: torch.tensor(value) for name, value in values.items()})
+        kid_text = f", KID {values['metrics/kid'] * 1e3:.2f}e-3" if "metrics/kid" in values else ""
+        rank_zero_info(
+            f"FID {values['metrics/fid']:.2f}{kid_text} at {kimg:g} kimg "
+            f"({self.num_samples} samples, {time.perf_counter() - start:.0f} s)"
+        )
+        return values
+
+    def _following(self, kimg: float) -> float:
+        """The first evaluation point strictly after ``kimg``."""
+        return (math.floor(kimg / self.every_kimg) + 1) * self.every_kimg if self.every_kimg > 0 else math.inf
+
+    def _update(self, images: Tensor, real: bool) -> None:
+        features = self._extractor(images.to(self._metrics["fid"].device))
+        for metric in self._metrics.values():
+            metric.update(features, real=real)
+
+    def _prepare(self, trainer: L.Trainer, device: torch.device) -> None:
+        """Build the metrics and fill in the real statistics, from the cache or by one pass over the data."""
+        if self._real_ready:
+            return
+        dataset = self._real_dataset(trainer)
+        num_real = min(self.num_real, len(dataset))
+        if num_real < self.num_real:
+            rank_zero_warn(f"FID: the data hold {len(dataset)} images, fewer than num_real={self.num_real}; using all of them.")
+        self._extractor.to(device)
+        probe = self._extractor(to_uint8(dataset[0][0].unsqueeze(0)).to(device))
+        num_features = probe.shape[-1]
+        self._metrics = {"fid": FrechetInceptionDistance(feature=_Precomputed(num_features), reset_real_features=False)}
+        if self.kid:
+            subset = min(self.kid_subset_size, num_real, self.num_samples)
+            self._metrics["kid"] = KernelInceptionDistance(
+                feature=_Precomputed(num_features), subsets=self.kid_subsets, subset_size=subset, reset_real_features=False
+            )
+        for metric in self._metrics.values():
+            metric.to(device)
+
+        path = self._cache_path(trainer, num_real)
+        if not self._load_cache(path, num_features, trainer.global_rank):
+            rank_zero_info(f"FID: extracting features of {num_real} real images (cached afterwards in {path or 'memory only'}).")
+            for indices in rank_block(num_real, trainer.global_rank, trainer.world_size).split(self.batch_size):
+                images = torch.stack([dataset[int(i)][0] for i in indices])
+                self._update(to_uint8(images), real=True)
+            if path is not None:
+                self._save_cache(path, trainer.is_global_zero)
+        self._real_ready = True
+
+    @staticmethod
+    def _one_tensor_per_rank(kid: KernelInceptionDistance) -> None:
+        """Concatenate KID's per-batch feature lists on each rank first. torchmetrics gathers list states
+        element by element, so ranks with different numbers of batches would deadlock and equal numbers
+        would interleave the ranks' images; one tensor per rank gathers in rank order, i.e. index order."""
+        for name in ("real_features", "fake_features"):
+            parts = getattr(kid, name)
+            if len(parts) != 1:
+                empty = torch.zeros(0, kid.inception.num_features, device=kid.device)
+                setattr(kid, name, [torch.cat(parts) if parts else empty])
+
+    def _real_dataset(self, trainer: L.Trainer):
+        datamodule = trainer.datamodule
+        if datamodule is not None and hasattr(datamodule, "real_dataset"):
+            return datamodule.real_dataset()
+        return trainer.train_dataloader.dataset
+
+    def _cache_path(self, trainer: L.Trainer, num_real: int) -> Path | None:
+        datamodule = trainer.datamodule
+        if datamodule is None or not hasattr(datamodule, "cache_key"):
+            return None  # no stable identity for the data: statistics are kept for this run only
+        extractor = getattr(self._extractor, "cache_name", type(self._extractor).__qualname__)
+        return self.cache_dir / f"{datamodule.cache_key()}-{extractor}-n{num_real}.pt"
+
+    def _load_cache(self, path: Path | None, num_features: int, rank: int) -> bool:
+        """Put the cached real statistics on rank 0 (the other ranks keep empty ones, so the DDP sums are
+        right); False when there is no usable cache."""
+        if path is None or not path.is_file():
+            return False
+        stats = torch.load(path, map_location="cpu", weights_only=True)
+        if stats["sum"].shape[0] != num_features or (self.kid and "features" not in stats):
+            return False
+        fid = self._metrics["fid"]
+        if rank == 0:
+            fid.real_features_sum = stats["sum"].to(fid.device)
+            fid.real_features_cov_sum = stats["cov_sum"].to(fid.device)
+            fid.real_features_num_samples = stats["num"].to(fid.device)
+        if "kid" in self._metrics:
+            features = stats["features"] if rank == 0 else stats["features"][:0]
+            self._metrics["kid"].real_features = [features.to(fid.device)]
+        return True
+
+    def _save_cache(self, path: Path, is_global_zero: bool) -> None:
+        """Reduce the real statistics over ranks once, write them from rank 0, keep each rank's own share."""
+        fid, kid = self._metrics["fid"], self._metrics.get("kid")
+        if kid is not None:
+            self._one_tensor_per_rank(kid)
+        with fid.sync_context(), (kid.sync_context() if kid is not None else nullcontext()):
+            if is_global_zero:
+                stats = {"sum": fid.real_features_sum, "cov_sum": fid.real_features_cov_sum, "num": fid.real_features_num_samples}
+                if kid is not None:
+                    stats["features"] = torch.cat(list(kid.real_features))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                partial = path.with_suffix(f".{os.getpid()}.tmp")
+                torch.save({k: v.detach().cpu() for k, v in stats.items()}, partial)
+                partial.replace(path)

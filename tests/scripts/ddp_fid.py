@@ -1,0 +1,40 @@
+"""Evaluate callbacks.FID before training on 1 or 2 CPU processes (gloo) and save rank 0's result.
+
+Run by tests/test_fid_ddp.py as ``python ddp_fid.py OUT_FILE DEVICES DATA_ROOT CACHE_DIR``; Lightning's
+launcher starts rank 1 by re-running this command.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import lightning as L
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for helpers
+from helpers import TinyFeatures  # noqa: E402
+
+from callbacks import FID  # noqa: E402
+from datamodules import MNISTDataModule  # noqa: E402
+from gans import DCGAN  # noqa: E402
+
+out_file, devices, data_root, cache_dir = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+L.seed_everything(0)
+model = DCGAN(img_resolution=16, img_channels=1, z_dim=8, ngf=8, ndf=8)
+# Odd sizes: the ranks get blocks of different lengths.
+fid = FID(every_kimg=0, num_samples=31, num_real=51, batch_size=8, feature_extractor=TinyFeatures(),
+          at_start=True, at_end=False, kid_subset_size=20, kid_subsets=10, cache_dir=cache_dir)
+trainer = L.Trainer(
+    accelerator="cpu",
+    devices=devices,
+    strategy="ddp" if devices > 1 else "auto",
+    max_steps=2,
+    logger=False,
+    enable_checkpointing=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+    callbacks=[fid],
+)
+data = MNISTDataModule(root=data_root, img_resolution=16, batch_size=8, num_workers=0, download=False)
+trainer.fit(model, datamodule=data)
+if trainer.is_global_zero:
+    out_file.write_text(json.dumps(fid.history[0]))
