@@ -38,6 +38,15 @@ def all_ranks(flag: bool, device: torch.device | str = "cpu") -> bool:
     return bool(value.item())
 
 
+def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
+    """The average of ``value`` over all ranks (a copy; ``value`` itself is left alone)."""
+    if not _is_distributed():
+        return value
+    value = value.clone()
+    dist.all_reduce(value)
+    return value / dist.get_world_size()
+
+
 def all_reduce_gradients(module: nn.Module) -> None:
     """Average the gradients of ``module``'s trainable parameters over all ranks (one flat all-reduce).
 

@@ -20,10 +20,12 @@ Regularisers:
 - :func:`r1_penalty` / :func:`r2_penalty`  zero-centred penalties on real / fake
   (Mescheder et al. 2018, arXiv:1801.04406, eq. 9-10).
 - :func:`drift_penalty`     ProGAN drift (Karras et al. 2018, arXiv:1710.10196, section A.1).
+- :func:`path_length_penalty` StyleGAN2 path length (Karras et al. 2020, arXiv:1912.04958, section 3.2, eq. 4).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -158,6 +160,38 @@ def r1_penalty(real_logits: Tensor, real: Tensor, grad_scale: float = 1.0) -> Te
 def r2_penalty(fake_logits: Tensor, fake: Tensor, grad_scale: float = 1.0) -> Tensor:
     """R2: E[||grad D(G(z))||^2] on generated data; ``fake`` must require grad. Multiply by gamma / 2 outside."""
     return _grad_norm_sq(fake_logits, fake, grad_scale).mean()
+
+
+def path_lengths(images: Tensor, latents: Tensor, grad_scale: float = 1.0) -> Tensor:
+    """Per-sample ||J^T y||_2 with J = d images / d latents and y ~ N(0, I) / sqrt(H * W), keeping the graph.
+
+    StyleGAN2 (Karras et al. 2020, arXiv:1912.04958, eq. 4): the noise is scaled by the square root of
+    the pixel count per channel (``images.shape[2:]`` for ``[N, C, H, W]``; all of ``images.shape[1:]`` for
+    flat ``[N, D]`` samples), so the length does not grow with the resolution. ``latents`` must require
+    grad and be ``[N, num_ws, w_dim]`` (squares summed over ``w_dim``, averaged over the ``num_ws``
+    copies of w, then the square root) or ``[N, z_dim]`` (one w: the plain 2-norm). ``grad_scale``: the
+    AMP loss scale, as in :func:`r1_penalty`.
+    """
+    pixels = images.shape[2:] if images.dim() > 2 else images.shape[1:]
+    noise = torch.randn_like(images) / math.sqrt(math.prod(pixels))
+    (grad,) = torch.autograd.grad(outputs=(images * noise).sum() * grad_scale, inputs=latents, create_graph=True)
+    grad = grad.to(torch.promote_types(grad.dtype, torch.float32)) / grad_scale
+    if grad.dim() == 2:
+        grad = grad.unsqueeze(1)  # [N, 1, z_dim]
+    return grad.pow(2).sum(-1).flatten(1).mean(1).sqrt()  # [N]
+
+
+def path_length_penalty(images: Tensor, latents: Tensor, mean_length: Tensor, grad_scale: float = 1.0) -> tuple[Tensor, Tensor]:
+    """StyleGAN2 path length penalty E[(||J^T y|| - a)^2] with ``a = mean_length``, and the batch's mean length.
+
+    Returns ``(penalty, lengths.mean().detach())``; see :func:`path_lengths` for the shapes. The
+    running mean ``a`` is the caller's to keep: StyleGAN2 moves it toward the batch mean with decay
+    0.01 *before* computing the penalty (:class:`callbacks.LazyRegularization` does so with
+    :func:`path_lengths` directly). Multiply by the weight (2 in the paper) outside.
+    """
+    lengths = path_lengths(images, latents, grad_scale)
+    penalty = (lengths - mean_length.to(lengths)).pow(2).mean()
+    return penalty, lengths.mean().detach()
 
 
 def drift_penalty(real_logits: Tensor) -> Tensor:

@@ -73,3 +73,52 @@ def test_checkpoint_of_another_model_is_refused(tmp_path: Path) -> None:
         WGAN.load_from_checkpoint(ckpt, img_resolution=16, img_channels=1, z_dim=4, ngf=8, ndf=4, weights_only=True)
     loaded = WGAN.load_from_checkpoint(ckpt, weights_only=True)
     assert loaded.g_steps > 0
+
+
+def fit_with_machinery(root: Path, mnist_root: Path, max_epochs: int, ckpt_path: str | None = None):
+    """DCGAN under fp16 with a GradScaler, lazy R1 + path length, EMA with ramp-up and FID: every piece of
+    state a resume must restore."""
+    from lightning.pytorch.plugins import MixedPrecision
+
+    from callbacks import EMA, FID, LazyRegularization
+    from datamodules import MNISTDataModule
+    from helpers import TinyFeatures
+
+    L.seed_everything(7)
+    model = DCGAN(img_resolution=16, img_channels=1, z_dim=8, ngf=8, ndf=8)
+    callbacks = [
+        LazyRegularization(r1_gamma=1.0, r1_interval=2, pl_weight=2.0, pl_interval=2),
+        EMA(half_life_kimg=0.05, rampup=0.5),
+        FID(every_kimg=0.048, num_samples=8, num_real=16, feature_extractor=TinyFeatures(), at_end=False, cache_dir=str(root / "fid")),
+        ModelCheckpoint(dirpath=root / "ckpt", save_last=True, save_top_k=0),
+    ]
+    scaler = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=3))
+    trainer = quiet_trainer(root, max_steps=-1, max_epochs=max_epochs, enable_checkpointing=True, callbacks=callbacks, plugins=[scaler])
+    data = MNISTDataModule(root=str(mnist_root), img_resolution=16, batch_size=16, num_workers=0, download=False)
+    trainer.fit(model, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    model.next_draw = torch.randn(4)
+    return model, trainer, callbacks
+
+
+def test_resume_restores_callbacks_scaler_and_ema(tmp_path: Path, mnist_root: Path) -> None:
+    straight, straight_trainer, (lazy_a, ema_a, fid_a, _) = fit_with_machinery(tmp_path / "straight", mnist_root, max_epochs=3)
+    fit_with_machinery(tmp_path / "resumed", mnist_root, max_epochs=1)
+    ckpt = tmp_path / "resumed" / "ckpt" / "last.ckpt"
+    resumed, resumed_trainer, (lazy_b, ema_b, fid_b, _) = fit_with_machinery(tmp_path / "resumed", mnist_root, max_epochs=3, ckpt_path=str(ckpt))
+
+    assert any(k.startswith("generator_ema.") for k in straight.state_dict())
+    for name, value in straight.state_dict().items():  # G, D and the EMA generator, batch-norm statistics too
+        assert torch.equal(value, resumed.state_dict()[name]), f"{name} differs after resume"
+    assert resumed.images_seen == straight.images_seen == 3 * 4 * 16
+    scaler_a, scaler_b = (t.precision_plugin.scaler for t in (straight_trainer, resumed_trainer))
+    assert scaler_a.get_scale() == scaler_b.get_scale() and scaler_a.state_dict() == scaler_b.state_dict()
+    saved = torch.load(ckpt, weights_only=True)["MixedPrecision"]
+    assert (saved["scale"], saved["_growth_tracker"]) != (2.0**10, 0)  # the scaler had moved: restoring it mattered
+    assert lazy_a.state_dict()["pl_mean"] == pytest.approx(lazy_b.state_dict()["pl_mean"], abs=0)
+    assert fid_a.history == fid_b.history and len(fid_b.history) == 4  # at 0.048, 0.096, 0.144, 0.192 kimg
+    for opt_a, opt_b in zip(straight_trainer.optimizers, resumed_trainer.optimizers):
+        assert [g["lr"] for g in opt_a.param_groups] == [g["lr"] for g in opt_b.param_groups]
+        for state_a, state_b in zip(opt_a.state_dict()["state"].values(), opt_b.state_dict()["state"].values()):
+            for key in state_a:
+                assert torch.equal(torch.as_tensor(state_a[key]), torch.as_tensor(state_b[key])), key
+    assert torch.equal(straight.next_draw, resumed.next_draw)

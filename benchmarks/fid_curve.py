@@ -1,0 +1,117 @@
+"""FID and KID against kimg for DCGAN-32 on real MNIST digits, with EMA, lazy R1 and the offline Inception, on CPU.
+
+Runs ``python -m gans fit --config benchmarks/mnist_fid.yaml`` (the same program as
+``lightning fit``) on the MNIST test split, then reads ``metrics/fid``, ``metrics/kid`` and
+``train/kimg`` from the CSV log and writes
+
+- ``benchmarks/results/fid_curve_mnist.json``: the curve, wall time and versions;
+- ``benchmarks/results/fid_curve_mnist.png``: FID and KID against kimg;
+- ``benchmarks/results/fid_curve_mnist_samples.png``: the last sample grid (EMA generator).
+
+    python benchmarks/fid_curve.py                # 8 epochs = 1,248 batches of 64 = 80 kimg
+    python benchmarks/fid_curve.py --epochs 2     # a quick check
+
+The real statistics are cached in ``benchmarks/out/real_stats`` (1,000 real images through the
+Inception take minutes on 2 cores; later runs reuse them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mnist_dcgan import machine_busy_s, own_and_children_cpu_s, prepare_data, save_small_png
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+def read_curve(metrics_csv: Path) -> list[dict[str, float]]:
+    """Rows of the CSV log that hold an FID evaluation: kimg, FID, KID (x 1e3)."""
+    with metrics_csv.open() as f:
+        rows = [r for r in csv.DictReader(f) if r.get("metrics/fid")]
+    return [
+        {"kimg": float(r["train/kimg"]), "fid": float(r["metrics/fid"]), "kid_x1e3": 1e3 * float(r["metrics/kid"]),
+         "kid_std_x1e3": 1e3 * float(r["metrics/kid_std"])}
+        for r in rows
+    ]  # fmt: skip
+
+
+def plot(curve: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kimg = [p["kimg"] for p in curve]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5), dpi=100)
+    a.plot(kimg, [p["fid"] for p in curve], "o-")
+    a.set(xlabel="kimg", ylabel="FID (1k samples)", title="FID, EMA generator")
+    b.errorbar(kimg, [p["kid_x1e3"] for p in curve], yerr=[p["kid_std_x1e3"] for p in curve], fmt="o-", capsize=3)
+    b.set(xlabel="kimg", ylabel="KID x 1e3", title="KID (unbiased)")
+    fig.suptitle("DCGAN-32, MNIST test split, CPU: EMA + lazy R1 + FID (TF Inception)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=8, help="epochs over the 10,000 digits (156 batches each); default 8")
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "mnist", help="folder with the t10k *.gz files")
+    parser.add_argument("--workdir", type=Path, default=HERE / "out" / "mnist_fid", help="run folder (gitignored)")
+    parser.add_argument("--results", type=Path, default=HERE / "results", help="where the curve is written")
+    args = parser.parse_args(argv)
+
+    workdir = args.workdir.resolve()
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    data_root, run = workdir / "data", workdir / "run"
+    prepare_data(args.data, data_root)
+    cmd = [
+        sys.executable, "-m", "gans", "fit",
+        "--config", str(HERE / "mnist_fid.yaml"),
+        f"--trainer.max_epochs={args.epochs}",
+        f"--trainer.default_root_dir={run}",
+        f"--trainer.logger.init_args.save_dir={run}",
+        f"--data.init_args.root={data_root}",
+    ]  # fmt: skip
+    env = dict(os.environ)
+    env.setdefault("WANDB_MODE", "offline")
+    print("$ " + " ".join(cmd[1:]), flush=True)
+    busy0, own0 = machine_busy_s(), own_and_children_cpu_s()
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=REPO, env=env, check=True)
+    wall = time.perf_counter() - t0
+    others = (machine_busy_s() - busy0) - (own_and_children_cpu_s() - own0)
+
+    import lightning as L
+    import torch
+
+    curve = read_curve(run / "metrics.csv")
+    record = {
+        "command": "python benchmarks/fid_curve.py " + " ".join(argv or []),
+        "epochs": args.epochs,
+        "curve": curve,
+        "wall_s": wall,
+        "foreign_cpu_load": max(0.0, others) / (wall * (os.cpu_count() or 1)),
+        "torch": torch.__version__,
+        "lightning": L.__version__,
+        "cpus": os.cpu_count(),
+    }
+    print(json.dumps(record, indent=2))
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "fid_curve_mnist.json").write_text(json.dumps(record, indent=2) + "\n")
+    plot(curve, args.results / "fid_curve_mnist.png")
+    save_small_png(run / "samples" / "latest.png", args.results / "fid_curve_mnist_samples.png")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
