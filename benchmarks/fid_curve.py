@@ -21,13 +21,10 @@ import argparse
 import csv
 import json
 import os
-import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from mnist_dcgan import machine_busy_s, own_and_children_cpu_s, prepare_data, save_small_png
+from mnist_dcgan import fresh_workdir, run_measured, save_small_png
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -70,11 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, default=HERE / "results", help="where the curve is written")
     args = parser.parse_args(argv)
 
-    workdir = args.workdir.resolve()
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    data_root, run = workdir / "data", workdir / "run"
-    prepare_data(args.data, data_root)
+    data_root, run = fresh_workdir(args.workdir, args.data)
     cmd = [
         sys.executable, "-m", "gans", "fit",
         "--config", str(HERE / "mnist_fid.yaml"),
@@ -85,12 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     ]  # fmt: skip
     env = dict(os.environ)
     env.setdefault("WANDB_MODE", "offline")
-    print("$ " + " ".join(cmd[1:]), flush=True)
-    busy0, own0 = machine_busy_s(), own_and_children_cpu_s()
-    t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=REPO, env=env, check=True)
-    wall = time.perf_counter() - t0
-    others = (machine_busy_s() - busy0) - (own_and_children_cpu_s() - own0)
+    wall, foreign_load = run_measured(cmd, env)
 
     import lightning as L
     import torch
@@ -101,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         "epochs": args.epochs,
         "curve": curve,
         "wall_s": wall,
-        "foreign_cpu_load": max(0.0, others) / (wall * (os.cpu_count() or 1)),
+        "foreign_cpu_load": foreign_load,
         "torch": torch.__version__,
         "lightning": L.__version__,
         "cpus": os.cpu_count(),

@@ -100,6 +100,27 @@ def prepare_data(src: Path, root: Path) -> None:
             link.symlink_to((src / name).resolve())
 
 
+def fresh_workdir(workdir: Path, data: Path) -> tuple[Path, Path]:
+    """Empty ``workdir`` and link the MNIST files into it; returns (data root, run folder)."""
+    workdir = workdir.resolve()
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    prepare_data(data, workdir / "data")
+    return workdir / "data", workdir / "run"
+
+
+def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Run ``cmd`` from the repository root; returns (wall seconds, share of the machine's CPUs that
+    other processes used meanwhile: the machine is shared)."""
+    print("$ " + " ".join(cmd[1:] if cmd[0] == sys.executable else cmd), flush=True)
+    busy0, own0 = machine_busy_s(), own_and_children_cpu_s()
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=REPO, env=env, check=True)
+    wall = time.perf_counter() - t0
+    others = (machine_busy_s() - busy0) - (own_and_children_cpu_s() - own0)
+    return wall, max(0.0, others) / (wall * (os.cpu_count() or 1))
+
+
 def save_small_png(src: Path, dst: Path) -> None:
     """Copy the grid; a grey picture (MNIST) is stored as 8-bit greyscale, same pixels, a third of the bytes."""
     from PIL import Image
@@ -138,12 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-copy", action="store_true", help="leave benchmarks/results/ alone (for trial runs)")
     args = parser.parse_args(argv)
 
-    workdir = args.workdir.resolve()
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    data_root, run = workdir / "data", workdir / "run"
-    prepare_data(args.data, data_root)
-
+    data_root, run = fresh_workdir(args.workdir, args.data)
     cmd = [
         sys.executable, "-m", "gans", "fit",
         "--config", str(HERE / "mnist_dcgan.yaml"),
@@ -159,12 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     env.setdefault("WANDB_MODE", "offline")
     if args.threads > 0:
         env["OMP_NUM_THREADS"] = str(args.threads)
-    print("$ " + " ".join(cmd[1:] if cmd[0] == sys.executable else cmd), flush=True)
-    busy0, own0 = machine_busy_s(), own_and_children_cpu_s()
-    t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=REPO, env=env, check=True)
-    wall = time.perf_counter() - t0
-    others = (machine_busy_s() - busy0) - (own_and_children_cpu_s() - own0)
+    wall, foreign_load = run_measured(cmd, env)
 
     timer = json.loads((run / "fit_timer.json").read_text())
     grid = run / "samples" / "latest.png"
@@ -177,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         "final_metrics": last_losses(run / "metrics.csv"),
         "num_workers": args.num_workers,
         # Share of the machine's CPUs used by other processes during the run: the machine is shared.
-        "foreign_cpu_load": max(0.0, others) / (wall * (os.cpu_count() or 1)),
+        "foreign_cpu_load": foreign_load,
     }
     import torch
 

@@ -1,7 +1,11 @@
-"""Lightning callbacks for GAN training: generator EMA, sample pictures, prediction writing (FID and more follow SPEC section 5)."""
+"""Lightning callbacks for GAN training: generator EMA, sample pictures, prediction writing, FID/KID, lazy regularisation (SPEC section 5)."""
 
 from callbacks.ema import EMA
+from callbacks.fid import FID
+from callbacks.lazy_regularization import LazyRegularization
+from callbacks.run_id import WandbRunId
 from callbacks.sample_writer import SampleWriter
 from callbacks.samples import SampleGrid
+from callbacks.throughput import ImagesPerSecond
 
-__all__ = ["EMA", "SampleGrid", "SampleWriter"]
+__all__ = ["EMA", "FID", "ImagesPerSecond", "LazyRegularization", "SampleGrid", "SampleWriter", "WandbRunId"]

@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from callbacks.samples import logger_step
 from gans.errors import ConfigError
 from gans.inception import InceptionFeatures, to_uint8
 
@@ -196,7 +197,7 @@ class FID(L.Callback):
         kimg = pl_module.images_seen / 1000.0
         self.history.append({"train/kimg": kimg, **values})
         for logger in trainer.loggers:
-            logger.log_metrics({**values, "train/kimg": kimg}, step=trainer.global_step)
+            logger.log_metrics({**values, "train/kimg": kimg}, step=logger_step(trainer))
         trainer.callback_metrics.update({name: torch.tensor(value) for name, value in values.items()})
         kid_text = f", KID {values['metrics/kid'] * 1e3:.2f}e-3" if "metrics/kid" in values else ""
         rank_zero_info(

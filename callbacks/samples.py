@@ -24,6 +24,15 @@ def run_dir(trainer: L.Trainer) -> Path:
     return Path(trainer.log_dir or trainer.default_root_dir)
 
 
+def logger_step(trainer: L.Trainer) -> int:
+    """The step at which Lightning's loggers put the current batch's scalars: batches trained so far.
+
+    Not ``trainer.global_step``, which counts the D and G optimizer steps (about twice as many);
+    pictures and metrics logged from callbacks use this so they line up with the losses.
+    """
+    return trainer.fit_loop.epoch_loop._batches_that_stepped
+
+
 def real_vs_fake_grid(real: Tensor, fake: Tensor, nrow: int) -> Tensor:
     """[3, H, W] uint8 picture: real grid | gap | fake grid, from images in [-1, 1]."""
     to_grid = lambda x: make_grid(x.float().clamp(-1, 1).add(1).div(2), nrow=nrow, padding=2, pad_value=1.0)
@@ -146,6 +155,6 @@ class SampleGrid(L.Callback):
     def _log(trainer: L.Trainer, picture: np.ndarray, step: int) -> None:
         for logger in trainer.loggers:
             if hasattr(logger, "log_image"):  # W&B, Neptune
-                logger.log_image(key="samples", images=[picture], step=trainer.global_step)
+                logger.log_image(key="samples", images=[picture], step=logger_step(trainer))
             elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoard
-                logger.experiment.add_image("samples", picture, global_step=trainer.global_step, dataformats="HWC")
+                logger.experiment.add_image("samples", picture, global_step=logger_step(trainer), dataformats="HWC")

@@ -7,13 +7,18 @@ same. LightningCLI's ``class_path`` is the registry: any importable ``GANModule`
 
 from __future__ import annotations
 
+import importlib
 import netrc
 import os
 import sys
+from typing import Any
 
 import lightning as L
+from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import WandbLogger
 
+from callbacks.run_id import WandbRunId, wandb_run_id
 from gans.base import GANModule
 from gans.errors import find_user_error
 
@@ -34,10 +39,60 @@ def default_wandb_offline() -> None:
         os.environ["WANDB_MODE"] = "offline"
 
 
+def _wandb_logger_configs(logger_config: Any) -> list[Any]:
+    """The entries of a parsed ``trainer.logger`` value (one or a list) whose class is a WandbLogger."""
+    entries = logger_config if isinstance(logger_config, (list, tuple)) else [logger_config]
+    found = []
+    for entry in entries:
+        class_path = entry.get("class_path") if hasattr(entry, "get") else None
+        if not isinstance(class_path, str) or "." not in class_path:
+            continue
+        module, _, name = class_path.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            continue  # jsonargparse reports it
+        if isinstance(cls, type) and issubclass(cls, WandbLogger):
+            found.append(entry)
+    return found
+
+
 class GANCLI(LightningCLI):
+    """LightningCLI that keeps a resumed run in its W&B run (see :mod:`callbacks.run_id`).
+
+    - Every trainer that logs to W&B gets a :class:`callbacks.WandbRunId`, which saves the run id
+      in checkpoints (unless the config lists one already).
+    - ``fit --ckpt_path X``: the run id saved in ``X`` becomes the WandbLogger's ``id`` (W&B's
+      ``resume="allow"`` is WandbLogger's default), so the curves continue in the same W&B run. An
+      ``id``/``version`` set in the config wins; a checkpoint without an id starts a new run.
+    """
+
+    def before_instantiate_classes(self) -> None:
+        if self.subcommand != "fit":
+            return
+        config = self.config[self.subcommand]
+        run_id = wandb_run_id(config.get("ckpt_path"))
+        if run_id is None:
+            return
+        for entry in _wandb_logger_configs(config.get("trainer.logger"))[:1]:  # the one WandbRunId saved
+            init_args = entry.get("init_args")
+            if init_args is None:
+                entry["init_args"] = init_args = type(entry)()
+            if not init_args.get("id") and not init_args.get("version"):
+                init_args["id"] = run_id
+
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        uses_wandb = any(isinstance(lg, WandbLogger) for lg in trainer.loggers)
+        if uses_wandb and not any(isinstance(cb, WandbRunId) for cb in trainer.callbacks):
+            # Before the checkpoint callbacks, which Lightning keeps last.
+            checkpoints = [i for i, cb in enumerate(trainer.callbacks) if isinstance(cb, Checkpoint)]
+            trainer.callbacks.insert(checkpoints[0] if checkpoints else len(trainer.callbacks), WandbRunId())
+        return trainer
+
     def before_fit(self) -> None:
         if os.environ.get("WANDB_MODE") == "offline" and any(type(lg).__name__ == "WandbLogger" for lg in self.trainer.loggers):
-            print("W&B: no API key found, logging offline; sync later with `wandb sync <run folder>/wandb/offline-run-*`.", file=sys.stderr)
+            print("W&B: logging offline (WANDB_MODE=offline, or no API key found); sync later with `wandb sync <run folder>/wandb/offline-run-*`.", file=sys.stderr)
 
 
 def cli(args: list[str] | dict | None = None, run: bool = True) -> GANCLI:
