@@ -124,16 +124,20 @@ def clip_weights(module: nn.Module, clip_value: float) -> None:
         p.clamp_(-clip_value, clip_value)
 
 
-def _grad_norm_sq(outputs: Tensor, inputs: Tensor, grad_scale: float = 1.0) -> Tensor:
-    """Per-sample ||d sum(outputs) / d inputs||^2, keeping the graph so the penalty can be back-propagated.
+def _unscaled_grad(output: Tensor, inputs: Tensor, grad_scale: float = 1.0) -> Tensor:
+    """d output / d inputs for a scalar ``output``, keeping the graph so a penalty on it can be back-propagated.
 
-    ``grad_scale`` is the AMP loss scale: outputs are scaled before ``autograd.grad``
-    and the gradient unscaled after, so fp16 gradients do not underflow (PyTorch
-    AMP recipe "gradient penalty").
+    ``grad_scale`` is the AMP loss scale: the output is scaled before ``autograd.grad`` and the
+    gradient unscaled after (in at least fp32), so fp16 gradients do not underflow (PyTorch AMP
+    recipe "gradient penalty").
     """
-    (grad,) = torch.autograd.grad(outputs=outputs.sum() * grad_scale, inputs=inputs, create_graph=True)
-    grad = grad.to(torch.promote_types(grad.dtype, torch.float32)) / grad_scale
-    return grad.flatten(1).pow(2).sum(1)  # [N]
+    (grad,) = torch.autograd.grad(outputs=output * grad_scale, inputs=inputs, create_graph=True)
+    return grad.to(torch.promote_types(grad.dtype, torch.float32)) / grad_scale
+
+
+def _grad_norm_sq(outputs: Tensor, inputs: Tensor, grad_scale: float = 1.0) -> Tensor:
+    """Per-sample ||d sum(outputs) / d inputs||^2, differentiable (see :func:`_unscaled_grad`)."""
+    return _unscaled_grad(outputs.sum(), inputs, grad_scale).flatten(1).pow(2).sum(1)  # [N]
 
 
 def gradient_penalty(
@@ -174,8 +178,7 @@ def path_lengths(images: Tensor, latents: Tensor, grad_scale: float = 1.0) -> Te
     """
     pixels = images.shape[2:] if images.dim() > 2 else images.shape[1:]
     noise = torch.randn_like(images) / math.sqrt(math.prod(pixels))
-    (grad,) = torch.autograd.grad(outputs=(images * noise).sum() * grad_scale, inputs=latents, create_graph=True)
-    grad = grad.to(torch.promote_types(grad.dtype, torch.float32)) / grad_scale
+    grad = _unscaled_grad((images * noise).sum(), latents, grad_scale)
     if grad.dim() == 2:
         grad = grad.unsqueeze(1)  # [N, 1, z_dim]
     return grad.pow(2).sum(-1).flatten(1).mean(1).sqrt()  # [N]
