@@ -22,6 +22,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from callbacks.samples import batch_images
 from gans.base import frozen_copy
 from gans.errors import ConfigError
 
@@ -70,7 +71,7 @@ class EMA(L.Callback):
         if pl_module.g_steps == self._g_steps_seen:
             return  # this batch made only a discriminator step
         self._g_steps_seen = pl_module.g_steps
-        real = batch[0] if isinstance(batch, (tuple, list)) else batch
+        real = batch_images(batch)
         half_life = self.half_life_kimg * 1000.0
         if self.rampup is not None:
             half_life = min(half_life, pl_module.images_seen * self.rampup)

@@ -32,9 +32,9 @@ from __future__ import annotations
 import math
 import os
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import lightning as L
 import torch
@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from callbacks.samples import logger_step
+from callbacks.samples import eval_mode, logger_step
 from gans.errors import ConfigError
 from gans.inception import InceptionFeatures, to_uint8
 
@@ -67,16 +67,6 @@ class _Precomputed(nn.Module):
 def rank_block(n: int, rank: int, world_size: int) -> Tensor:
     """The contiguous block of ``range(n)`` that ``rank`` handles; blocks in rank order give ``range(n)``."""
     return torch.tensor_split(torch.arange(n), world_size)[rank]
-
-
-@contextmanager
-def eval_mode(module: nn.Module) -> Iterator[None]:
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)
 
 
 class FID(L.Callback):

@@ -6,14 +6,15 @@ Images: a PNG with a grid of real images on the left and generated ones on the r
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torchvision.utils import make_grid
 
 from datamodules.toy import mixture_centers, mode_coverage
@@ -31,6 +32,22 @@ def logger_step(trainer: L.Trainer) -> int:
     pictures and metrics logged from callbacks use this so they line up with the losses.
     """
     return trainer.fit_loop.epoch_loop._batches_that_stepped
+
+
+def batch_images(batch: Any) -> Tensor:
+    """The samples of a training batch: ``(images, labels)`` or a bare tensor (images or 2-D points)."""
+    return batch[0] if isinstance(batch, (tuple, list)) else batch
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[None]:
+    """``module`` in eval mode for the block, then back to the mode it was in."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
 
 
 def real_vs_fake_grid(real: Tensor, fake: Tensor, nrow: int) -> Tensor:
@@ -114,7 +131,7 @@ class SampleGrid(L.Callback):
             self.draw(trainer, pl_module, step)
 
     def _collect_real(self, trainer: L.Trainer, batch: Any) -> Tensor:
-        real = batch[0] if isinstance(batch, (tuple, list)) else batch
+        real = batch_images(batch)
         if real.dim() == 2:  # points: use more of the data set for the background
             dataset = getattr(trainer.datamodule, "dataset", None)
             if dataset is not None:
@@ -125,11 +142,9 @@ class SampleGrid(L.Callback):
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, step: int) -> Path | None:
         if not trainer.is_global_zero:
             return None
-        was_training = pl_module.training
-        pl_module.eval()
         labels = None if self._labels is None else self._labels.to(pl_module.device)
-        fake = pl_module.sample(self.num_samples, labels=labels, z=self._z).float().cpu()
-        pl_module.train(was_training)
+        with eval_mode(pl_module):
+            fake = pl_module.sample(self.num_samples, labels=labels, z=self._z).float().cpu()
 
         out_dir = run_dir(trainer) / "samples"
         out_dir.mkdir(parents=True, exist_ok=True)

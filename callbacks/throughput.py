@@ -12,11 +12,12 @@ import lightning as L
 from lightning.fabric.utilities.throughput import Throughput
 from lightning.pytorch.callbacks import ThroughputMonitor
 
+from callbacks.samples import batch_images
+
 
 def count_images(batch: Any) -> int:
     """Images in a ``(images, labels)`` batch or a bare tensor of images (or 2-D points)."""
-    images = batch[0] if isinstance(batch, (tuple, list)) else batch
-    return int(images.shape[0])
+    return int(batch_images(batch).shape[0])
 
 
 class _TotalThroughput(Throughput):
