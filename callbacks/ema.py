@@ -2,11 +2,14 @@
 section A.1; StyleGAN2-ADA, arXiv:2006.06676, training loop).
 
 After every generator step the averaged copy moves toward the trained one:
-``ema = beta * ema + (1 - beta) * g`` with ``beta = 0.5 ** (batch / half_life)``, so the weight
-of an old step halves every ``half_life_kimg`` thousand images whatever the batch size. With
+``ema = beta * ema + (1 - beta) * g`` with ``beta = 0.5 ** (images / half_life)``, where ``images``
+counts the real images shown (on all ranks) since the previous update, so the weight of an old step
+halves every ``half_life_kimg`` thousand images whatever the batch size, the number of ranks or the
+number of D steps per G step (with ``n_critic`` 5 an update comes every 5 batches and
+``images`` is 5 batches' worth; StyleGAN2-ADA's ``ema_nimg`` per update). With
 ``rampup`` the half-life is capped at ``rampup * images seen`` early in training (StyleGAN2-ADA
 uses 0.05), so the average does not drag the random initialisation along. Buffers (batch-norm
-statistics) are copied, not averaged.
+statistics) are copied, not averaged. The state (images at the last update) is saved in checkpoints.
 
 The averaged generator lives on the module as ``generator_ema``: it is saved in and restored
 from checkpoints with the rest of the state dict, and :meth:`gans.base.GANModule.sample`,
@@ -22,7 +25,6 @@ import lightning as L
 import torch
 from torch import nn
 
-from callbacks.samples import batch_images
 from gans.base import frozen_copy
 from gans.errors import ConfigError
 
@@ -34,9 +36,12 @@ def ema_beta(batch: int, half_life_images: float) -> float:
 
 @torch.no_grad()
 def ema_update_(ema: nn.Module, source: nn.Module, beta: float) -> None:
-    """ema <- beta * ema + (1 - beta) * source for parameters; buffers copied."""
-    for p_ema, p in zip(ema.parameters(), source.parameters(), strict=True):
-        p_ema.lerp_(p.detach(), 1.0 - beta)
+    """ema <- beta * ema + (1 - beta) * source for parameters (one fused lerp); buffers copied."""
+    ema_params, params = list(ema.parameters()), [p.detach() for p in source.parameters()]
+    if len(ema_params) != len(params):
+        raise ValueError(f"EMA copy has {len(ema_params)} parameters, the generator {len(params)}: rebuild the copy.")
+    if params:
+        torch._foreach_lerp_(ema_params, params, 1.0 - beta)
     for b_ema, b in zip(ema.buffers(), source.buffers(), strict=True):
         b_ema.copy_(b)
 
@@ -58,6 +63,7 @@ class EMA(L.Callback):
         self.half_life_kimg = half_life_kimg
         self.rampup = rampup
         self._g_steps_seen = 0
+        self.images_at_update: int | None = None  # images_seen at the last update; saved in checkpoints
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # Before the strategy wraps the model and before a checkpoint is restored into it.
@@ -66,15 +72,24 @@ class EMA(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._g_steps_seen = pl_module.g_steps
+        if self.images_at_update is None:
+            self.images_at_update = pl_module.images_seen
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if pl_module.g_steps == self._g_steps_seen:
-            return  # this batch made only a discriminator step
+            return  # this batch made only a discriminator step: G did not change
         self._g_steps_seen = pl_module.g_steps
-        real = batch_images(batch)
+        images = pl_module.images_seen - self.images_at_update
+        self.images_at_update = pl_module.images_seen
         half_life = self.half_life_kimg * 1000.0
         if self.rampup is not None:
             half_life = min(half_life, pl_module.images_seen * self.rampup)
-        beta = ema_beta(real.shape[0] * trainer.world_size, half_life)
+        beta = ema_beta(images, half_life)
         ema_update_(pl_module.generator_ema, pl_module.generator, beta)
-        pl_module.log("train/ema_beta", beta)
+        pl_module.log_train({"train/ema_beta": beta})
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"images_at_update": self.images_at_update}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.images_at_update = state_dict.get("images_at_update")

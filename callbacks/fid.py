@@ -8,9 +8,10 @@ sizes, so it is the number to watch when monitoring with a few thousand images.
 
 Protocol, so numbers compare across runs, batch sizes and numbers of GPUs:
 
-- Generated images: sample i comes from the latent seeded by i (and class i mod num_classes):
-  :meth:`gans.base.GANModule.sample_indexed`, with the EMA generator when :class:`callbacks.EMA`
-  keeps one, in eval mode. Each rank generates a contiguous block of the indices.
+- Generated images: sample i comes from the latent seeded by i (and the i-th label of
+  :meth:`gans.labels.LabelSpace.for_indices`): :meth:`gans.base.GANModule.sample_indexed`, which draws
+  through the model's ``sample`` (so a truncation trick applies), with the EMA generator when
+  :class:`callbacks.EMA` keeps one, in eval mode. Each rank generates a contiguous block of the indices.
 - Real images: the first ``num_real`` images of the datamodule's training set
   (:meth:`datamodules.base.GANDataModule.real_dataset`), unshuffled and unaugmented.
 - Both pass through the same preprocessing (uint8 quantisation, TF1 bilinear resize to 299;
@@ -18,8 +19,9 @@ Protocol, so numbers compare across runs, batch sizes and numbers of GPUs:
 - The features of the real images are computed once per dataset, resolution, extractor and
   ``num_real`` and cached on disk (``<cache_dir>/<data key>-<extractor>-n<num_real>.pt``); under
   DDP each rank extracts its share and the statistics are reduced once.
-- torchmetrics reduces the metric states across ranks at ``compute``, so every rank gets the
-  same value. The evaluation never touches the global RNG: training continues identically
+- torchmetrics reduces the metric states across ranks at ``compute`` through the Lightning
+  strategy (:func:`gans.distributed.gather_uneven`), so every rank gets the same value on any
+  launcher (DDP, XLA). The generator's buffers are averaged over ranks first. The evaluation never touches the global RNG: training continues identically
   with or without this callback.
 
 Logged as ``metrics/fid``, ``metrics/kid`` and ``metrics/kid_std`` together with ``train/kimg``, so a
@@ -29,7 +31,6 @@ dashboard can plot them against kimg; also put in ``trainer.callback_metrics`` f
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from contextlib import nullcontext
@@ -44,6 +45,8 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from callbacks.samples import eval_mode, logger_step
+from callbacks.schedule import KimgSchedule
+from gans import distributed
 from gans.errors import ConfigError
 from gans.inception import InceptionFeatures, to_uint8
 
@@ -123,7 +126,7 @@ class FID(L.Callback):
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.seed = seed
         self.history: list[dict[str, float]] = []  # one entry per evaluation, saved in checkpoints
-        self._next_kimg: float | None = None
+        self.schedule = KimgSchedule(every_kimg)
         self._extractor: nn.Module | None = None
         self._metrics: dict[str, Any] = {}
         self._real_ready = False
@@ -140,16 +143,12 @@ class FID(L.Callback):
             self._extractor = self.feature_extractor if self.feature_extractor is not None else InceptionFeatures()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        kimg = pl_module.images_seen / 1000.0
-        if self._next_kimg is None:
-            self._next_kimg = self._following(kimg)
+        self.schedule.start(pl_module.images_seen)
         if self.at_start and pl_module.images_seen == 0 and not self.history:
             self.evaluate(trainer, pl_module)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        kimg = pl_module.images_seen / 1000.0
-        if self.every_kimg > 0 and kimg >= self._next_kimg:
-            self._next_kimg = self._following(kimg)
+        if self.schedule.due(pl_module.images_seen):
             self.evaluate(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -158,11 +157,11 @@ class FID(L.Callback):
             self.evaluate(trainer, pl_module)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history, "next_kimg": self._next_kimg}
+        return {"history": self.history, "next_images": self.schedule.next_images}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict["history"])
-        self._next_kimg = state_dict["next_kimg"]
+        self.schedule.next_images = state_dict.get("next_images")
 
     # The evaluation.
 
@@ -171,6 +170,7 @@ class FID(L.Callback):
         """Compute the metrics for the current generator on every rank; log them from rank 0."""
         start = time.perf_counter()
         device = pl_module.device
+        distributed.average_buffers(trainer.strategy, pl_module)
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), eval_mode(pl_module):
             self._prepare(trainer, device)
             for indices in rank_block(self.num_samples, trainer.global_rank, trainer.world_size).split(self.batch_size):
@@ -196,10 +196,6 @@ class FID(L.Callback):
         )
         return values
 
-    def _following(self, kimg: float) -> float:
-        """The first evaluation point strictly after ``kimg``."""
-        return (math.floor(kimg / self.every_kimg) + 1) * self.every_kimg if self.every_kimg > 0 else math.inf
-
     def _update(self, images: Tensor, real: bool) -> None:
         features = self._extractor(images.to(self._metrics["fid"].device))
         for metric in self._metrics.values():
@@ -216,11 +212,16 @@ class FID(L.Callback):
         self._extractor.to(device)
         probe = self._extractor(to_uint8(dataset[0][0].unsqueeze(0)).to(device))
         num_features = probe.shape[-1]
-        self._metrics = {"fid": FrechetInceptionDistance(feature=_Precomputed(num_features), reset_real_features=False)}
+        strategy = trainer.strategy
+        sync = dict(  # metric states reduced through the Lightning strategy, on any launcher
+            dist_sync_fn=lambda tensor, group=None: distributed.gather_uneven(strategy, tensor),
+            distributed_available_fn=lambda: strategy.world_size > 1,
+        )
+        self._metrics = {"fid": FrechetInceptionDistance(feature=_Precomputed(num_features), reset_real_features=False, **sync)}
         if self.kid:
             subset = min(self.kid_subset_size, num_real, self.num_samples)
             self._metrics["kid"] = KernelInceptionDistance(
-                feature=_Precomputed(num_features), subsets=self.kid_subsets, subset_size=subset, reset_real_features=False
+                feature=_Precomputed(num_features), subsets=self.kid_subsets, subset_size=subset, reset_real_features=False, **sync
             )
         for metric in self._metrics.values():
             metric.to(device)
@@ -282,7 +283,9 @@ class FID(L.Callback):
         fid, kid = self._metrics["fid"], self._metrics.get("kid")
         if kid is not None:
             self._one_tensor_per_rank(kid)
-        with fid.sync_context(), (kid.sync_context() if kid is not None else nullcontext()):
+        with fid.sync_context(dist_sync_fn=fid.dist_sync_fn), (
+            kid.sync_context(dist_sync_fn=kid.dist_sync_fn) if kid is not None else nullcontext()
+        ):
             if is_global_zero:
                 stats = {"sum": fid.real_features_sum, "cov_sum": fid.real_features_cov_sum, "num": fid.real_features_num_samples}
                 if kid is not None:

@@ -28,8 +28,9 @@ intervals moves lr and betas to the new factor. Schedulers that captured the lr 
 
 Place this callback before :class:`callbacks.EMA` in ``trainer.callbacks`` so the average sees G
 after its regulariser step, as in StyleGAN2's training loop. Under DDP every rank runs the same
-phases; gradients are averaged by :meth:`gans.base.GANModule.backward_and_step` and the batch's
-mean path length is averaged over ranks before it updates ``a``, so ``a`` stays the same on all.
+phases; gradients are averaged by :meth:`gans.core.AdversarialModule.backward_and_step` and the
+batch's mean path length is averaged over ranks (through the strategy) before it updates ``a``, so
+``a`` stays the same on all.
 """
 
 from __future__ import annotations
@@ -145,15 +146,10 @@ class LazyRegularization(L.Callback):
         real, labels = pl_module.unpack_batch(batch)
         new_g_step = pl_module.g_steps != self._g_steps_seen
         self._g_steps_seen = pl_module.g_steps
-        ran = False
         if self.r1_gamma > 0 and self.d_steps % self.r1_interval == 0:
             self._r1_step(trainer, pl_module, real, labels)
-            ran = True
         if self.pl_weight > 0 and new_g_step and pl_module.g_steps % self.pl_interval == 0:
             self._path_length_step(trainer, pl_module, real.shape[0])
-            ran = True
-        if ran:
-            distributed.broadcast_buffers(pl_module)  # batch-norm statistics the extra forwards moved, as training_step does
 
     def _r1_step(self, trainer: L.Trainer, pl_module: L.LightningModule, real: Tensor, labels: Tensor | None) -> None:
         opt_d, _ = pl_module.optimizers()
@@ -164,7 +160,7 @@ class LazyRegularization(L.Callback):
             loss = penalty * (self.r1_gamma / 2 * self.r1_interval)
             pl_module.backward_and_step(opt_d, loss, pl_module.discriminator)
         pl_module.after_discriminator_step()
-        pl_module.log("train/r1", penalty.detach())
+        pl_module.log_train({"train/r1": penalty.detach()})
 
     def _path_length_step(self, trainer: L.Trainer, pl_module: L.LightningModule, batch_size: int) -> None:
         _, opt_g = pl_module.optimizers()
@@ -179,7 +175,7 @@ class LazyRegularization(L.Callback):
                 latents = z.requires_grad_(True)
                 images = generator(latents, labels)
             lengths = path_lengths(images, latents, pl_module.grad_scale())
-            batch_mean = distributed.mean_over_ranks(lengths.mean().detach())
+            batch_mean = distributed.mean_over_ranks(trainer.strategy, lengths.mean().detach())
             mean = self.pl_mean.to(lengths)
             if torch.isfinite(batch_mean):  # the same on every rank after the all-reduce
                 mean = mean.lerp(batch_mean, self.pl_decay)
@@ -187,8 +183,7 @@ class LazyRegularization(L.Callback):
             loss = penalty * (self.pl_weight * self.pl_interval)
             pl_module.backward_and_step(opt_g, loss, generator)
         self.pl_mean = mean.detach()
-        pl_module.log("train/pl", penalty.detach())
-        pl_module.log("train/pl_mean", self.pl_mean)
+        pl_module.log_train({"train/pl": penalty.detach(), "train/pl_mean": self.pl_mean})
 
     # Checkpoints.
 

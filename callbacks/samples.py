@@ -113,8 +113,9 @@ class SampleGrid(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         g = torch.Generator().manual_seed(self.seed)
         self._z = torch.randn(self.num_samples, pl_module.z_dim, generator=g)
-        if pl_module.num_classes:
-            self._labels = torch.arange(self.num_samples) % pl_module.num_classes
+        label_space = getattr(pl_module, "label_space", None)
+        if label_space is not None and label_space.conditional:
+            self._labels = label_space.for_indices(torch.arange(self.num_samples))  # every class in turn
         self._real = None
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:

@@ -1,43 +1,42 @@
-"""The alternating-step LightningModule every variant inherits.
+"""The noise-to-image GAN module every classic variant inherits: z (and labels) -> G -> D, alternating.
 
 Goodfellow et al. 2014, arXiv:1406.2661, Algorithm 1 (k = ``n_critic`` discriminator steps per
 generator step), with the losses, regularisers and tricks of :mod:`gans.losses` and
-:mod:`gans.tricks` chosen by name in config.
+:mod:`gans.tricks` chosen by name in config. It stands on :class:`gans.core.AdversarialModule`, which
+owns the updates (DDP, AMP, the non-finite guard), the progress counters, the per-rank random
+streams and the checkpoint state; this layer adds latents, labels (:mod:`gans.labels`), sampling
+and the D/G alternation.
 
 One ``training_step`` consumes one real batch and makes one D step; every ``critic_steps()``-th
 D step is followed by one G step. So each critic iteration sees fresh real data, exactly as in
-WGAN's Algorithm 1, and ``n_critic`` can change over training (WGAN's schedule). Note that
-Lightning's ``trainer.global_step`` counts optimizer steps of both networks; ``train/kimg``
-(thousands of real images shown to D) is the unit to compare runs by.
+WGAN's Algorithm 1, and ``n_critic`` can change over training (WGAN's schedule). Progress is counted
+in real images shown to D (``images_seen``, logged as ``train/kimg``) and in batches; Lightning's
+``trainer.global_step`` counts optimizer steps of every phase and is not a unit to use.
 
 Public hooks, stable for subclassing (``class MyGAN(DCGAN): def generator_loss(...)``):
 
 - ``discriminator_loss(real, fake, labels) -> Tensor``
 - ``generator_loss(fake, labels) -> Tensor``
 - ``critic_steps() -> int``
-- ``sample(n, labels=None, z=None) -> Tensor`` and ``forward(z, labels=None)`` (= the generator)
+- ``sample(n, labels=None, z=None) -> Tensor`` (models with truncation apply it here; FID and
+  ``predict`` draw through it) and ``forward(z, labels=None)`` (= the generator)
 - ``after_discriminator_step()`` (WGAN clips weights here)
-- ``backward_and_step(opt, loss, network) -> bool``: the one place a loss becomes an update
-  (DDP gradient averaging, AMP, the non-finite guard); callbacks that add their own phases
+- ``backward_and_step(opt, loss) -> Tensor``: the one place a loss becomes an update
+  (:class:`gans.core.AdversarialModule`); callbacks that add their own phases
   (:class:`callbacks.LazyRegularization`) step through it too.
-
-Non-finite losses: a NaN/Inf loss skips that update (on every rank) and is counted in
-``train/nonfinite_steps``; after ``max_nonfinite_steps`` in a row training stops with
-:class:`gans.errors.NonFiniteLossError`, which names the last checkpoint saved.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
-import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
-from gans import distributed
-from gans.errors import ConfigError, NonFiniteLossError
+from gans.core import AdversarialModule
+from gans.errors import ConfigError
+from gans.labels import LabelSpace
 from gans.losses import (
     clip_weights,
     drift_penalty,
@@ -56,11 +55,7 @@ def frozen_copy(module: nn.Module) -> nn.Module:
     return copy.deepcopy(module).requires_grad_(False)
 
 
-def _qualified_name(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-class GANModule(L.LightningModule):
+class GANModule(AdversarialModule):
     """A generator and a discriminator trained in alternation with manual optimization.
 
     Subclasses build the two networks and pass them in; every other argument is the training
@@ -72,7 +67,7 @@ class GANModule(L.LightningModule):
         generator: nn.Module,
         discriminator: nn.Module,
         z_dim: int,
-        num_classes: int = 0,
+        num_classes: int | Sequence[int] = 0,
         loss: str = "non_saturating",
         n_critic: int = 1,
         optimizer: OptimizerName = "adam",
@@ -92,13 +87,16 @@ class GANModule(L.LightningModule):
         instance_noise_anneal_kimg: float = 0.0,
         gradient_clip_val: float = 0.0,
         max_nonfinite_steps: int = 10,
+        max_kimg: float = 0.0,
+        fused_optimizers: bool | None = None,
     ) -> None:
         """
         Args:
             generator: maps ``(z [N, z_dim], labels [N] or None)`` to samples.
             discriminator: maps ``(x, labels [N] or None)`` to logits ``[N]``.
             z_dim: latent size.
-            num_classes: number of classes for conditional models; 0 = unconditional.
+            num_classes: classes for conditional models: 0 = unconditional, an int = one class index per
+                sample, a list = one class index per head (e.g. hair and eye colour); see :mod:`gans.labels`.
             loss: adversarial loss: minimax, non_saturating, least_squares, wasserstein or hinge.
             n_critic: discriminator steps per generator step.
             optimizer: adam (uses ``betas``), rmsprop or sgd (uses ``momentum``); one per network.
@@ -118,14 +116,17 @@ class GANModule(L.LightningModule):
             instance_noise_anneal_kimg: decay the noise linearly to 0 over this many kimg; 0 = constant.
             gradient_clip_val: clip each network's gradient norm to this before its step; 0 = off.
                 (Trainer's gradient_clip_val does not apply to manual optimization.)
-            max_nonfinite_steps: stop after this many NaN/Inf losses in a row (each one skips its update).
+            max_nonfinite_steps: stop after this many batches in a row with a NaN/Inf loss (each skips its update).
+            max_kimg: stop training after this many thousand real images; 0 = no limit (StyleGAN's ``--kimg``).
+            fused_optimizers: use torch's fused Adam/SGD kernels, which also skip a non-finite update without a
+                host sync; None = on CUDA only (on a CPU the for-each kernels are as fast and a sync is free).
         """
-        super().__init__()
-        self.automatic_optimization = False
+        super().__init__(max_nonfinite_steps=max_nonfinite_steps, gradient_clip_val=gradient_clip_val, max_kimg=max_kimg)
         self.generator = generator
         self.discriminator = discriminator
         self.z_dim = z_dim
-        self.num_classes = num_classes
+        self.label_space = LabelSpace.from_num_classes(num_classes)
+        self.num_classes = num_classes if isinstance(num_classes, int) else list(num_classes)
         self.adversarial_loss = get_loss(loss)
         label_tricks = label_smoothing > 0 or soft_labels or label_flip_prob > 0
         if label_tricks and not self.adversarial_loss.uses_labels:
@@ -135,21 +136,9 @@ class GANModule(L.LightningModule):
             )
         if n_critic < 1:
             raise ConfigError(f"n_critic must be >= 1, got {n_critic}.")
-        if max_nonfinite_steps < 1:
-            raise ConfigError(f"max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}.")
         if optimizer not in OptimizerName.__args__:
             raise ConfigError(f"Unknown optimizer {optimizer!r}: choose one of {', '.join(OptimizerName.__args__)}.")
         self.save_hyperparameters(ignore=["generator", "discriminator"])
-
-        # Training progress, saved in checkpoints (on_save_checkpoint).
-        self.images_seen = 0
-        self.g_steps = 0
-        self.d_steps_since_g = 0
-        self.nonfinite_steps = 0  # skipped updates in total
-        self.nonfinite_streak = 0  # ... and in a row, up to now
-
-    # Lightning's ThroughputMonitor (callbacks.ImagesPerSecond) reads this; GAN FLOPs are not counted.
-    flops_per_batch: int | None = None
 
     # Public hooks.
 
@@ -157,15 +146,13 @@ class GANModule(L.LightningModule):
         """The generator: latents (and labels for conditional models) to samples."""
         return self.generator(z, labels)
 
-    def sample_z(self, n: int) -> Tensor:
-        """``n`` latents from the prior, N(0, I)."""
-        return torch.randn(n, self.z_dim, device=self.device)
+    def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` latents from the prior, N(0, I), from this rank's stream (or ``generator``)."""
+        return torch.randn(n, self.z_dim, device=self.device if generator is None else generator.device, generator=generator).to(self.device)
 
     def sample_labels(self, n: int) -> Tensor | None:
-        """``n`` uniformly drawn class labels, or None for unconditional models."""
-        if not self.num_classes:
-            return None
-        return torch.randint(0, self.num_classes, (n,), device=self.device)
+        """``n`` labels drawn uniformly (per head), or None for unconditional models."""
+        return self.label_space.sample(n, device=self.device)
 
     @property
     def sampling_generator(self) -> nn.Module:
@@ -175,22 +162,26 @@ class GANModule(L.LightningModule):
 
     @torch.no_grad()
     def sample(self, n: int, labels: Tensor | None = None, z: Tensor | None = None) -> Tensor:
-        """``n`` samples from :attr:`sampling_generator` in its current train/eval mode."""
+        """``n`` samples from :attr:`sampling_generator` in its current train/eval mode. Models with a
+        truncation trick override this (and only this), so FID, sample grids and ``predict`` apply it."""
         z = self.sample_z(n) if z is None else z.to(self.device)
         if labels is None:
             labels = self.sample_labels(n)
-        return self.sampling_generator(z, labels)
+        return self.sampling_generator(z, None if labels is None else labels.to(self.device))
+
+    def indexed_z(self, indices: Tensor) -> Tensor:
+        """The latent of sample number i for each i in ``indices``: N(0, I) seeded by i, on the CPU."""
+        return torch.stack([torch.randn(self.z_dim, generator=torch.Generator().manual_seed(int(i))) for i in indices.long().cpu()])
 
     @torch.no_grad()
     def sample_indexed(self, indices: Tensor) -> Tensor:
-        """Samples numbered by ``indices``: index i always gets the latent seeded by i (and label
-        i mod num_classes). ``lightning predict`` and :class:`callbacks.FID` draw through this, so a
-        checkpoint's images are reproducible and do not depend on the batch size or the number of ranks;
-        the global RNG is left untouched."""
+        """Samples numbered by ``indices`` through :meth:`sample`: index i always gets the latent seeded by i
+        and the i-th label of :meth:`gans.labels.LabelSpace.for_indices`. ``lightning predict`` and
+        :class:`callbacks.FID` draw through this, so a checkpoint's images are reproducible and do not
+        depend on the batch size or the number of ranks; the global RNG is left untouched."""
         indices = indices.long().cpu()
-        z = torch.stack([torch.randn(self.z_dim, generator=torch.Generator().manual_seed(int(i))) for i in indices])
-        labels = (indices % self.num_classes).to(self.device) if self.num_classes else None
-        return self.sampling_generator(z.to(self.device), labels)
+        labels = self.label_space.for_indices(indices)
+        return self.sample(len(indices), labels=labels, z=self.indexed_z(indices))
 
     def predict_step(self, batch: Tensor, batch_idx: int) -> dict[str, Tensor]:
         """Samples for ``lightning predict``: ``batch`` holds sample indices (see :meth:`sample_indexed`)."""
@@ -221,7 +212,7 @@ class GANModule(L.LightningModule):
             )
         else:
             loss = self.adversarial_loss.discriminator(real_logits, fake_logits)
-        self.log_dict({"train/d_real": real_logits.mean(), "train/d_fake": fake_logits.mean()})
+        self.log_train({"train/d_real": real_logits.detach().mean(), "train/d_fake": fake_logits.detach().mean()})
 
         # Regularisers.
         terms: dict[str, Tensor] = {}
@@ -237,15 +228,15 @@ class GANModule(L.LightningModule):
         if hp.drift_weight > 0:
             terms["drift"] = drift_penalty(real_logits)
             loss = loss + hp.drift_weight * terms["drift"]
-        self.log_dict({f"train/{name}": value for name, value in terms.items()})
-        self.log("train/d_loss", loss, prog_bar=True)
+        self.log_train({f"train/{name}": value.detach() for name, value in terms.items()})
+        self.log_train({"train/d_loss": loss.detach()}, prog_bar=True)
         return loss
 
     def generator_loss(self, fake: Tensor, labels: Tensor | None = None) -> Tensor:
         """The adversarial G loss on D's logits for ``fake``; logs ``train/g_loss``."""
         logits = self.discriminator(instance_noise(fake, self.instance_noise_std()), labels)
         loss = self.adversarial_loss.generator(logits)
-        self.log("train/g_loss", loss, prog_bar=True)
+        self.log_train({"train/g_loss": loss.detach()}, prog_bar=True)
         return loss
 
     def after_discriminator_step(self) -> None:
@@ -257,7 +248,6 @@ class GANModule(L.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real, labels = self.unpack_batch(batch)
-        skipped_before = self.nonfinite_steps
         opt_d, opt_g = self.optimizers()
         self.discriminator_step(opt_d, real, labels)
         self.d_steps_since_g += 1
@@ -265,11 +255,7 @@ class GANModule(L.LightningModule):
             self.generator_step(opt_g, real.shape[0], labels)
             self.d_steps_since_g = 0
             self.g_steps += 1
-        self.images_seen += real.shape[0] * self.trainer.world_size
-        self.log("train/kimg", self.images_seen / 1000.0, prog_bar=True)
-        if self.nonfinite_steps == skipped_before:
-            self.nonfinite_streak = 0
-        distributed.broadcast_buffers(self)
+        self.end_of_batch(real.shape[0])
 
     def discriminator_step(self, opt: Any, real: Tensor, labels: Tensor | None) -> None:
         """One D update on a real batch and as many fresh fakes (G frozen)."""
@@ -287,51 +273,9 @@ class GANModule(L.LightningModule):
             loss = self.generator_loss(fake, labels)
             self.backward_and_step(opt, loss, self.generator)
 
-    def backward_and_step(self, opt: Any, loss: Tensor, network: nn.Module) -> bool:
-        """Back-propagate ``loss`` and step ``opt``, which trains ``network``; False if the loss was NaN/Inf.
-
-        Under DDP the backward runs without DDP's reducer and ``network``'s gradients are averaged
-        with one all-reduce (:mod:`gans.distributed`). A non-finite loss on any rank skips the
-        update on all ranks, so parameters never take a NaN and ranks never diverge; the streak of
-        skips resets after a training batch without one.
-        """
-        opt.zero_grad(set_to_none=True)
-        if not distributed.all_ranks(bool(torch.isfinite(loss.detach()).all()), self.device):
-            self._skip_nonfinite_update()
-            return False
-        with distributed.reducer_off(self.trainer.strategy.model):
-            self.manual_backward(loss)
-        distributed.all_reduce_gradients(network)
-        opt.step()
-        return True
-
-    def _skip_nonfinite_update(self) -> None:
-        self.nonfinite_steps += 1
-        self.nonfinite_streak += 1
-        self.log("train/nonfinite_steps", float(self.nonfinite_steps))
-        limit = self.hparams.max_nonfinite_steps
-        if self.nonfinite_streak < limit:
-            rank_zero_warn(
-                f"Non-finite loss at {self.images_seen / 1000:.1f} kimg: update skipped "
-                f"({self.nonfinite_streak} in a row; training stops at {limit})."
-            )
-            return
-        checkpoint = self._last_checkpoint_path()
-        raise NonFiniteLossError(
-            f"{limit} non-finite losses in a row at {self.images_seen / 1000:.1f} kimg: training stopped before the weights "
-            f"became NaN. Last good checkpoint: {checkpoint or 'none saved yet'}. Resume from it with a lower learning rate, "
-            f"gradient_clip_val, or precision bf16-mixed / 32 instead of 16-mixed."
-        )
-
-    def _last_checkpoint_path(self) -> str | None:
-        for callback in self.trainer.checkpoint_callbacks:
-            path = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")
-            if path:
-                return path
-        return None
-
     def setup(self, stage: str) -> None:
-        """Fail early, with the fix, when the data do not fit the model."""
+        """Fail early, with the fix, when the strategy or the data do not fit the model."""
+        super().setup(stage)
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         given, expected = getattr(datamodule, "data_shape", None), getattr(self, "data_shape", None)
         if given is not None and expected is not None and tuple(given) != tuple(expected):
@@ -340,21 +284,16 @@ class GANModule(L.LightningModule):
                 f"gives {tuple(given)}: make the model's img_resolution/img_channels (or data_shape) match the data's."
             )
         data_classes = getattr(datamodule, "num_classes", None)
-        if self.num_classes and data_classes is not None and data_classes != self.num_classes:
+        if self.label_space.conditional and data_classes is not None and LabelSpace.from_num_classes(data_classes) != self.label_space:
             raise ConfigError(
                 f"{type(self).__name__} is conditioned on {self.num_classes} classes but "
                 f"{type(datamodule).__name__} has {data_classes}: set model.init_args.num_classes: {data_classes}."
             )
 
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        # Lightning calls this after the AMP scaler has unscaled the gradients, so the norm is the true one.
-        if self.hparams.gradient_clip_val > 0:
-            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip_val, gradient_clip_algorithm="norm")
-
     def unpack_batch(self, batch: Any) -> tuple[Tensor, Tensor | None]:
         """``(images, labels)`` from a datamodule batch; labels are dropped for unconditional models."""
         real, labels = batch if isinstance(batch, (tuple, list)) else (batch, None)
-        return real, (labels if self.num_classes else None)
+        return real, (labels if self.label_space.conditional else None)
 
     # Schedules and helpers.
 
@@ -364,75 +303,23 @@ class GANModule(L.LightningModule):
             return hp.instance_noise_std
         return hp.instance_noise_std * max(0.0, 1.0 - self.images_seen / 1000.0 / hp.instance_noise_anneal_kimg)
 
-    def grad_scale(self) -> float:
-        """The AMP loss scale under ``precision="16-mixed"``, else 1 (see :func:`gans.losses.gradient_penalty`)."""
-        scaler = getattr(self.trainer.precision_plugin, "scaler", None) if self._trainer is not None else None
-        return float(scaler.get_scale()) if scaler is not None and scaler.is_enabled() else 1.0
-
     def configure_optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
         """One optimizer per network, D first: ``self.optimizers()`` returns ``(opt_d, opt_g)``."""
         return self._make_optimizer(self.discriminator, self.hparams.lr_d), self._make_optimizer(self.generator, self.hparams.lr_g)
 
     def _make_optimizer(self, network: nn.Module, lr: float) -> torch.optim.Optimizer:
         hp = self.hparams
+        fused = hp.get("fused_optimizers")
+        fused = self.device.type == "cuda" if fused is None else fused
         if hp.optimizer == "adam":
-            return torch.optim.Adam(network.parameters(), lr=lr, betas=tuple(hp.betas))
+            return torch.optim.Adam(network.parameters(), lr=lr, betas=tuple(hp.betas), fused=fused or None)
         if hp.optimizer == "rmsprop":
-            return torch.optim.RMSprop(network.parameters(), lr=lr, momentum=hp.momentum)
-        return torch.optim.SGD(network.parameters(), lr=lr, momentum=hp.momentum)
+            return torch.optim.RMSprop(network.parameters(), lr=lr, momentum=hp.momentum)  # no fused kernel
+        return torch.optim.SGD(network.parameters(), lr=lr, momentum=hp.momentum, fused=fused or None)
 
-    # Checkpoints: progress counters and RNG states, so a resumed run continues identically.
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["gan_progress"] = {
-            "model_class": _qualified_name(type(self)),
-            "images_seen": self.images_seen,
-            "g_steps": self.g_steps,
-            "d_steps_since_g": self.d_steps_since_g,
-            "nonfinite_steps": self.nonfinite_steps,
-            "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        }
-
-    @classmethod
-    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> "GANModule":
-        """Lightning's loader, with a clear error when the checkpoint holds another model's arguments."""
-        try:
-            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
-        except TypeError as err:
-            checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-            written_by = checkpoint.get("gan_progress", {}).get("model_class", "a model that is not a gans model")
-            raise ConfigError(
-                f"The checkpoint {checkpoint_path} was written by {written_by}, not {_qualified_name(cls)} ({err}): "
-                f"load it with the class that wrote it."
-            ) from err
+    # Checkpoints: the core saves class, counters and per-rank RNG states; this layer restores the EMA copy.
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        progress = checkpoint.get("gan_progress")
-        if progress is None:
-            raise ConfigError(
-                f"This checkpoint was not written by a gans model (it has no 'gan_progress' entry), so "
-                f"{type(self).__name__} cannot resume from it: pass a checkpoint saved by a gans run."
-            )
-        written_by = progress.get("model_class")
-        if written_by not in {_qualified_name(c) for c in type(self).__mro__}:
-            raise ConfigError(
-                f"The checkpoint was written by {written_by}, not {_qualified_name(type(self))}: load it with "
-                f"{written_by.rsplit('.', 1)[-1]}.load_from_checkpoint, or set model.class_path: {written_by}."
-            )
         if getattr(self, "generator_ema", None) is None and any(k.startswith("generator_ema.") for k in checkpoint.get("state_dict", {})):
             self.generator_ema = frozen_copy(self.generator)  # the checkpoint was written with callbacks.EMA
-        own = self.state_dict()
-        for name, value in checkpoint.get("state_dict", {}).items():
-            if name in own and own[name].shape != value.shape:
-                raise ConfigError(
-                    f"The checkpoint's {name} has shape {tuple(value.shape)} but this model's has {tuple(own[name].shape)}: "
-                    f"build the model with the checkpoint's settings ({checkpoint.get('hyper_parameters', {})})."
-                )
-        self.images_seen = progress["images_seen"]
-        self.g_steps = progress["g_steps"]
-        self.d_steps_since_g = progress["d_steps_since_g"]
-        self.nonfinite_steps = progress.get("nonfinite_steps", 0)
-        torch.set_rng_state(progress["rng_cpu"])
-        if progress["rng_cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(progress["rng_cuda"])
+        super().on_load_checkpoint(checkpoint)

@@ -1,79 +1,139 @@
-"""Gradient averaging for alternating D/G updates under DDP.
+"""Data parallelism for alternating GAN updates, through Lightning's strategies and DDP itself.
 
-DDP's reducer assumes one backward over all parameters per forward. A GAN step makes
-several backwards per ``training_step`` (D, then G), each touching one network, so the
-reducer either hangs or needs ``find_unused_parameters=True``, which also hides real
-unused-parameter bugs. Instead the base module runs each backward under ``no_sync`` and averages the
-gradients of exactly the network that is about to step, with one all-reduce. Parameters
-start identical (DDP broadcasts them at wrap time) and every rank applies the same averaged
-gradient, so they stay identical; buffers (batch-norm statistics) are broadcast from rank 0
-after each step, as DDP does with ``broadcast_buffers=True``.
+Nothing here calls ``torch.distributed``: collectives go through the Lightning strategy
+(``reduce``, ``all_gather``), so they work on every launcher Lightning has (``ddp``, ``ddp_spawn``,
+multi-node, XLA), and gradients are reduced by ``DistributedDataParallel``.
+
+**Gradients.** Lightning's DDP strategy wraps the whole LightningModule in one DDP, whose reducer
+expects one backward over all parameters per forward. A GAN step makes several backwards, each
+training a different network. As in StyleGAN2-ADA's training loop, each trained network gets its
+own DDP wrapper (:func:`wrap_networks`), so its gradients are bucketed and all-reduced while the
+backward still runs; before a backward, only the wrappers of the networks the stepping optimizer
+trains are told to expect gradients (:func:`expect_gradients`), the others stay idle, and the
+whole-module wrapper runs the backward under its ``no_sync`` (:func:`whole_module_idle`). The wrappers are built with
+``find_unused_parameters=True``: a parameter that no rank used keeps ``grad = None`` and the
+optimizer leaves it alone (ProGAN's blocks that have not faded in yet), instead of getting a zero
+gradient that Adam would step on.
+
+**Under XLA** Lightning's XLA strategy has no DDP: its precision plugin all-reduces (averages) the
+gradients of the stepping optimizer inside ``optimizer.step()``, and only the gradients that are not
+None, so every core must leave the same parameters without a gradient (all our phases do). The
+non-finite verdict is then reduced through the strategy before the step (:func:`any_rank`), so every
+core takes the same decision; XLA's ``all_gather`` concatenates along dim 0 and ``reduce`` returns a
+CPU tensor, which the helpers here allow for.
+
+**Buffers** (batch-norm running statistics, a tracked mean w) do not take part in the updates, so
+they are not communicated every step: :func:`average_buffers` averages them over ranks in one
+collective whenever they are read (before a checkpoint is written, before FID, at the end of fit).
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Iterable
 
 import torch
-import torch.distributed as dist
-from torch import nn
+from lightning.pytorch.overrides.distributed import prepare_for_backward
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 
-def reducer_off(model: nn.Module) -> AbstractContextManager:
-    """A context in which DDP's reducer leaves the gradients of ``model`` alone (``no_sync``)."""
+def poison_nonfinite(loss: Tensor) -> Tensor:
+    """``loss``, whose backward turns every gradient into NaN when the loss itself is NaN/Inf.
+
+    A non-finite loss does not always give non-finite gradients (``x * 0``, a detached term); this
+    makes it so, and the gradient all-reduce then carries the verdict to every rank with no extra
+    collective and no host sync.
+    """
+    loss = loss.float() if loss.dtype in (torch.float16, torch.bfloat16) else loss
+    return loss * torch.where(torch.isfinite(loss.detach()), 1.0, float("nan"))
+
+
+def nonfinite_gradients(params: Iterable[Tensor]) -> Tensor:
+    """A 0-dim float tensor on the gradients' device: 1 if any gradient holds a NaN/Inf, else 0."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    norms = torch._foreach_norm(grads)  # one fused kernel per device and dtype, as clip_grad_norm_ uses
+    total = torch.stack([n.float() for n in norms]).sum()
+    return (~torch.isfinite(total)).float()
+
+
+def is_ddp(model: Any) -> bool:
+    return isinstance(model, DistributedDataParallel)
+
+
+def whole_module_idle(model: Any) -> AbstractContextManager:
+    """A context in which Lightning's whole-module DDP wrapper leaves the backward alone (its ``no_sync``);
+    the per-network wrappers do the reducing. A null context for any other model."""
     return model.no_sync() if isinstance(model, DistributedDataParallel) else nullcontext()
 
 
-def _is_distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+def wrap_networks(networks: dict[str, nn.Module], like: DistributedDataParallel) -> dict[str, DistributedDataParallel]:
+    """One DDP wrapper per network, on the devices and process group of Lightning's wrapper ``like``."""
+    return {
+        name: DistributedDataParallel(
+            network,
+            device_ids=like.device_ids,
+            process_group=like.process_group,
+            find_unused_parameters=True,
+            broadcast_buffers=False,
+        )
+        for name, network in networks.items()
+    }
 
 
-def all_ranks(flag: bool, device: torch.device | str = "cpu") -> bool:
-    """Whether ``flag`` holds on every rank (one all-reduce of a single number under DDP)."""
-    if not _is_distributed():
+def expect_gradients(wrappers: Iterable[DistributedDataParallel], loss: Tensor) -> None:
+    """Tell each wrapper that the next backward (of ``loss``) computes its network's gradients."""
+    for wrapper in wrappers:
+        prepare_for_backward(wrapper, loss)
+
+
+def any_rank(strategy: Any, flag: Tensor) -> Tensor:
+    """``flag`` (0/1) OR-ed over ranks, through the strategy; the flag itself when there is one process."""
+    if strategy.world_size <= 1:
         return flag
-    value = torch.tensor(float(flag), device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MIN)
-    return bool(value.item())
+    total = strategy.reduce(flag.detach().float().clone(), reduce_op="sum")  # XLA returns it on the CPU
+    return (total.to(flag.device) > 0).float()
 
 
-def mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
-    """The average of ``value`` over all ranks (a copy; ``value`` itself is left alone)."""
-    if not _is_distributed():
+def mean_over_ranks(strategy: Any, value: Tensor) -> Tensor:
+    """The mean of ``value`` over ranks, through the strategy (a copy; ``value`` is left alone)."""
+    if strategy is None or strategy.world_size <= 1:
         return value
-    value = value.clone()
-    dist.all_reduce(value)
-    return value / dist.get_world_size()
+    return strategy.reduce(value.detach().clone(), reduce_op="mean")
 
 
-def all_reduce_gradients(module: nn.Module) -> None:
-    """Average the gradients of ``module``'s trainable parameters over all ranks (one flat all-reduce).
-
-    A parameter without a gradient contributes zeros, so every rank sends the same layout.
-    """
-    if not _is_distributed():
+@torch.no_grad()
+def average_buffers(strategy: Any, module: nn.Module) -> None:
+    """Average ``module``'s floating-point buffers over ranks (one collective); integer buffers, which
+    count steps the same on every rank, are left alone."""
+    if strategy is None or strategy.world_size <= 1:
         return
-    params = [p for p in module.parameters() if p.requires_grad]
-    if not params:
+    buffers = [b for b in module.buffers() if b.is_floating_point()]
+    if not buffers:
         return
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
+    flat = torch.cat([b.detach().float().reshape(-1) for b in buffers])
+    flat = strategy.reduce(flat, reduce_op="mean")
     offset = 0
-    for p in params:
-        averaged = flat[offset : offset + p.numel()].view_as(p)
-        if p.grad is None:
-            p.grad = averaged.clone()
-        else:
-            p.grad.copy_(averaged)
-        offset += p.numel()
+    for b in buffers:
+        b.copy_(flat[offset : offset + b.numel()].view_as(b))
+        offset += b.numel()
 
 
-def broadcast_buffers(module: nn.Module, src: int = 0) -> None:
-    """Copy ``module``'s floating-point and integer buffers from rank ``src`` to all ranks."""
-    if not _is_distributed():
-        return
-    for buf in module.buffers():
-        dist.broadcast(buf, src)
+def gather_uneven(strategy: Any, tensor: Tensor) -> list[Tensor]:
+    """Every rank's ``tensor`` in rank order, through the strategy, when their first dimensions differ.
+
+    Usable as torchmetrics' ``dist_sync_fn``: metric states are synchronised by the strategy on any
+    launcher (torchmetrics' own default needs a ``torch.distributed`` process group).
+    """
+    if strategy.world_size <= 1:
+        return [tensor]
+    world = strategy.world_size
+    if tensor.dim() == 0:
+        return list(strategy.all_gather(tensor).reshape(world).unbind(0))
+    sizes = strategy.all_gather(torch.tensor([tensor.shape[0]], device=tensor.device)).reshape(-1).tolist()
+    longest = max(sizes)
+    padded = torch.cat([tensor, tensor.new_zeros(longest - tensor.shape[0], *tensor.shape[1:])]) if tensor.shape[0] < longest else tensor
+    gathered = strategy.all_gather(padded).reshape(world, longest, *tensor.shape[1:])  # XLA concatenates on dim 0
+    return [gathered[r, : sizes[r]] for r in range(world)]

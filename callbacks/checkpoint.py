@@ -1,0 +1,84 @@
+"""Checkpoints every N thousand training images, and at the end of training.
+
+Lightning's ``ModelCheckpoint(every_n_train_steps=N)`` tests ``trainer.global_step % N == 0`` after a
+batch, and a GAN's ``global_step`` counts the optimizer steps taken inside ``training_step``: it moves by
+2 per batch with one D and one G step (an odd N never fires) and irregularly with ``n_critic`` > 1,
+while the steps of callbacks (lazy regularisation) are not counted at all, so saves are skipped or
+come at a rate that depends on the recipe. This callback
+counts what a GAN run is measured in, real images shown (``pl_module.images_seen``, the unit of
+``train/kimg``), saves whenever a multiple of ``every_kimg`` has been passed, and saves once more when
+training ends, so ``last.ckpt`` always holds the final weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from callbacks.schedule import KimgSchedule
+from gans.errors import ConfigError
+
+
+class KimgCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` that saves every ``every_kimg`` thousand images and at the end of training.
+
+    Every other argument is ``ModelCheckpoint``'s (``dirpath``, ``save_last``, ``save_top_k``, ``monitor``, ...).
+    File names may use ``{kimg}`` (thousands of images at the save), as in the default ``kimg{kimg:07.1f}``.
+    """
+
+    def __init__(self, every_kimg: float = 100.0, filename: str | None = "kimg{kimg:07.1f}", **kwargs: Any) -> None:
+        """
+        Args:
+            every_kimg: thousands of real images between checkpoints (all ranks together); 0 = only at the end.
+            filename: checkpoint file name pattern; ``{kimg}`` is the thousands of images seen.
+            **kwargs: the other arguments of :class:`lightning.pytorch.callbacks.ModelCheckpoint`
+                (not ``every_n_train_steps``, ``every_n_epochs`` or ``train_time_interval``: this callback decides when).
+        """
+        for trigger in ("every_n_train_steps", "every_n_epochs", "train_time_interval"):
+            if kwargs.get(trigger):
+                raise ConfigError(f"KimgCheckpoint saves every every_kimg thousand images; remove {trigger} (it counts something else).")
+        if every_kimg < 0:
+            raise ConfigError(f"KimgCheckpoint every_kimg must be >= 0 (0 = only at the end), got {every_kimg}.")
+        kwargs.setdefault("auto_insert_metric_name", False)
+        super().__init__(filename=filename, every_n_train_steps=0, every_n_epochs=0, **kwargs)
+        self.every_kimg = every_kimg
+        self.schedule = KimgSchedule(every_kimg)
+        self._saved_at_images: int | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.schedule.start(pl_module.images_seen)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.schedule.due(pl_module.images_seen):
+            self._save(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._saved_at_images != pl_module.images_seen and not self._should_skip_saving_checkpoint(trainer):
+            self._save(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Nothing: epochs are not this callback's unit."""
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Nothing: a GAN run has no validation loop to follow."""
+
+    def _save(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        candidates = self._monitor_candidates(trainer)
+        self._save_topk_checkpoint(trainer, candidates)
+        self._save_last_checkpoint(trainer, candidates)
+        self._saved_at_images = pl_module.images_seen
+
+    def _monitor_candidates(self, trainer: L.Trainer) -> dict[str, torch.Tensor]:
+        candidates = super()._monitor_candidates(trainer)
+        candidates["kimg"] = torch.tensor(trainer.lightning_module.images_seen / 1000.0)
+        return candidates
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "next_images": self.schedule.next_images}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.schedule.next_images = state_dict.get("next_images")

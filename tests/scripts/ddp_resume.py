@@ -1,0 +1,49 @@
+"""Resume under 2-process DDP, and progress counters under ``ddp_spawn``.
+
+``python ddp_resume.py OUT_DIR ddp``: in one launch, an uninterrupted 2-epoch run, a 1-epoch run and its
+resume to 2 epochs from ``last.ckpt`` (instance noise, lazy R1 + path length and EMA on, so the RNG streams,
+the callbacks' state and the counters all matter). Each rank writes ``OUT_DIR/rank{r}.pt``.
+
+``python ddp_resume.py OUT_DIR ddp_spawn``: fit under ``ddp_spawn`` and write, from the launching
+process, the counters its model holds after ``fit`` (``OUT_DIR/spawn.pt``).
+"""
+
+import sys
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from callbacks import EMA, KimgCheckpoint, LazyRegularization
+from gans import DCGAN
+
+
+def loader() -> DataLoader:
+    images = torch.rand(64, 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    return DataLoader(TensorDataset(images, torch.zeros(64, dtype=torch.long)), batch_size=8, shuffle=True)
+
+
+def fit(root: Path, max_epochs: int, strategy: str = "ddp", ckpt_path: str | None = None):
+    L.seed_everything(3)
+    model = DCGAN(img_resolution=16, img_channels=1, z_dim=8, ngf=4, ndf=4, instance_noise_std=0.1)
+    callbacks = [LazyRegularization(r1_gamma=1.0, r1_interval=3, pl_weight=2.0, pl_interval=2), EMA(half_life_kimg=0.05),
+                 KimgCheckpoint(dirpath=root / "ckpt", every_kimg=0.064, save_last=True, save_top_k=0)]
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy=strategy, max_epochs=max_epochs, logger=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks, default_root_dir=root)
+    trainer.fit(model, loader(), ckpt_path=ckpt_path)
+    return model, trainer, torch.randn(4)
+
+
+if __name__ == "__main__":
+    out, mode = Path(sys.argv[1]), sys.argv[2]
+    if mode == "ddp_spawn":
+        model, trainer, _ = fit(out / "spawn", 1, strategy="ddp_spawn")
+        torch.save({"images_seen": model.images_seen, "g_steps": model.g_steps, "batches": model.batches}, out / "spawn.pt")
+    else:
+        straight, _, straight_draw = fit(out / "straight", 2)
+        fit(out / "resumed", 1)
+        resumed, trainer, resumed_draw = fit(out / "resumed", 2, ckpt_path=str(out / "resumed" / "ckpt" / "last.ckpt"))
+        torch.save({"straight": straight.state_dict(), "resumed": resumed.state_dict(), "straight_draw": straight_draw,
+                    "resumed_draw": resumed_draw, "images_seen": (straight.images_seen, resumed.images_seen)},
+                   out / f"rank{trainer.global_rank}.pt")
