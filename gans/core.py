@@ -366,6 +366,7 @@ class AdversarialModule(L.LightningModule):
 
     def on_train_end(self) -> None:
         distributed.average_buffers(self.trainer.strategy, self)
+        self._ddp, self._ddp_of_optimizer = None, {}  # a later fit builds wrappers for its own process group
 
     # Checkpoints: class, per-rank RNG states, averaged buffers.
 

@@ -58,3 +58,29 @@ def test_too_many_nans_in_a_row_stop_with_the_last_checkpoint(tmp_path: Path) ->
 def test_max_nonfinite_steps_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_nonfinite_steps"):
         NaNAfter(nan_batches=set(), max_nonfinite_steps=0)
+
+
+def test_fused_optimizers_skip_on_the_device_without_reading_the_flag(tmp_path: Path) -> None:
+    """torch's fused Adam takes the guard's flag as ``found_inf`` (the CUDA default; fused kernels exist on the CPU
+    too): the NaN batches leave D and Adam's step count untouched, and no update reads the flag on the host."""
+    L.seed_everything(0)
+    model = NaNAfter(nan_batches={3, 4}, fused_optimizers=True)
+    host_reads = []
+    step = type(model)._step
+
+    def counting_step(self, opt, found):
+        step(self, opt, found)
+        host_reads.append(self._verdict_on_host)
+
+    model._step = counting_step.__get__(model)
+    with pytest.warns(UserWarning, match="Non-finite loss"):
+        quiet_trainer(tmp_path, max_steps=16).fit(model, datamodule=ToyDataModule(num_samples=512, batch_size=64))
+    opt_d, _ = model.optimizers()
+    assert all(group["fused"] for group in opt_d.param_groups)
+    assert not any(host_reads)
+    snaps = model.d_snapshots
+    for skipped in (3, 4):
+        assert all(torch.equal(snaps[skipped][k], snaps[skipped - 1][k]) for k in snaps[0])
+    assert not all(torch.equal(snaps[5][k], snaps[4][k]) for k in snaps[0])
+    assert all(int(state["step"]) == 6 for state in opt_d.state.values())  # 8 batches, 2 skipped
+    assert model.nonfinite_steps == 2 and model.nonfinite_streak == 0
