@@ -22,10 +22,11 @@ image-to-image module for pix2pix or CycleGAN):
 - ``max_kimg``: stop after this many thousand real images (StyleGAN's ``--kimg``).
 - A refusal, in one line, of strategies that cannot train alternating phases correctly.
 
-**Non-finite guard.** A NaN/Inf loss (on any rank) or a non-finite gradient skips that update on
-every rank: the loss poisons its own gradients (:func:`gans.distributed.poison_nonfinite`), the
-gradient average carries that to every rank, and the verdict is one flag computed on the device from
-the averaged gradients. Optimizers that take the flag on the device (torch's fused Adam, AdamW and
+**Non-finite guard.** A NaN/Inf loss on any rank skips that update on every rank: the loss poisons
+its own gradients (:func:`gans.distributed.poison_nonfinite`), the gradient average carries that to
+every rank, and the verdict is one flag computed on the device from one element of the averaged
+gradients (:func:`gans.distributed.nonfinite_gradients`); under ``16-mixed`` the grad scaler also
+skips overflowing gradients. Optimizers that take the flag on the device (torch's fused Adam, AdamW and
 SGD, used on CUDA; the AMP grad scaler under ``16-mixed``) skip without a host sync; others read the
 flag once per update (free on a CPU). Skips are counted on the device (``train/nonfinite_steps``);
 the count is read on logging steps (every batch when the flag was read anyway), and after
@@ -182,10 +183,15 @@ class AdversarialModule(L.LightningModule):
         shared = int(torch.randint(0, 2**31 - 1, ()))
         seed = shared + 1_000_003 * self.trainer.global_rank
         torch.manual_seed(seed)
-        if self.device.type == "xla":  # the XLA device has its own generator, which torch.manual_seed does not reach
+        device = self.root_device()
+        if device.type == "xla":  # the XLA device has its own generator, which torch.manual_seed does not reach
             import torch_xla.core.xla_model as xm
 
-            xm.set_rng_state(seed, device=self.device)
+            xm.set_rng_state(seed, device=device)
+
+    def root_device(self) -> torch.device:
+        """The device this rank trains on (the module may not be moved there yet, e.g. during ``setup``)."""
+        return self.trainer.strategy.root_device if self._trainer is not None else self.device
 
     # Updates.
 
@@ -208,7 +214,7 @@ class AdversarialModule(L.LightningModule):
             found = distributed.any_rank(self.trainer.strategy, found)  # XLA: gradients are reduced in opt.step()
         self._step(opt, found)
         self._batch_skipped = found if self._batch_skipped is None else torch.maximum(self._batch_skipped, found)
-        self.progress.nonfinite_steps += found.long()
+        self.progress.nonfinite_steps.add_(found.long())
         return found == 0
 
     def _step(self, opt: Any, found: Tensor) -> None:
@@ -383,13 +389,14 @@ class AdversarialModule(L.LightningModule):
 
     def _rng_states(self, strategy: Any) -> dict[str, list[Tensor]]:
         states = {"rng_cpu": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            states["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        device = self.root_device()
+        if device.type == "cuda":
+            states["rng_cuda"] = torch.cuda.get_rng_state(device)
         if strategy is None or strategy.world_size <= 1:
             return {name: [value] for name, value in states.items()}
         gathered = {}
         for name, value in states.items():
-            everyone = strategy.all_gather(value.to(self.device))  # DDP: [world_size, n]; XLA concatenates: [world_size * n]
+            everyone = strategy.all_gather(value.to(self.root_device()))  # DDP: [world_size, n]; XLA concatenates: [world_size * n]
             gathered[name] = [s.cpu().clone() for s in everyone.reshape(strategy.world_size, -1).unbind(0)]  # own storage
         return gathered
 
@@ -426,8 +433,9 @@ class AdversarialModule(L.LightningModule):
             torch.set_rng_state(cpu_states[0].cpu().clone())
             self.seed_rank_stream()
         cuda_states = progress.get("rng_cuda") or []
-        if self.device.type == "cuda" and rank < len(cuda_states):
-            torch.cuda.set_rng_state(cuda_states[rank].cpu().clone(), self.device)
+        device = self.root_device()
+        if device.type == "cuda" and rank < len(cuda_states):
+            torch.cuda.set_rng_state(cuda_states[rank].cpu().clone(), device)
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> "AdversarialModule":
