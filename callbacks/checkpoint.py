@@ -51,13 +51,25 @@ class KimgCheckpoint(ModelCheckpoint):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.schedule.start(pl_module.images_seen)
 
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(monitor=self.monitor, mode=self.mode, every_kimg=self.every_kimg)
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.schedule.due(pl_module.images_seen):
+        if self.schedule.due(pl_module.images_seen) and self._may_save(trainer):
             self._save(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._saved_at_images != pl_module.images_seen and not self._should_skip_saving_checkpoint(trainer):
+        if self._saved_at_images != pl_module.images_seen and self._may_save(trainer):
             self._save(trainer, pl_module)
+
+    @staticmethod
+    def _may_save(trainer: L.Trainer) -> bool:
+        """ModelCheckpoint's conditions, without its "not at the same global_step twice" one (a batch whose
+        updates were all skipped leaves global_step where it was, and images still moved on)."""
+        from lightning.pytorch.trainer.states import TrainerFn
+
+        return not trainer.fast_dev_run and not trainer.sanity_checking and trainer.state.fn == TrainerFn.FITTING
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Nothing: epochs are not this callback's unit."""

@@ -119,7 +119,8 @@ class GANModule(AdversarialModule):
             max_nonfinite_steps: stop after this many batches in a row with a NaN/Inf loss (each skips its update).
             max_kimg: stop training after this many thousand real images; 0 = no limit (StyleGAN's ``--kimg``).
             fused_optimizers: use torch's fused Adam/SGD kernels, which also skip a non-finite update without a
-                host sync; None = on CUDA only (on a CPU the for-each kernels are as fast and a sync is free).
+                host sync; None = on CUDA without a grad scaler (on a CPU a host read is free; under ``16-mixed`` the
+                scaler skips, and Lightning cannot clip fused optimizers' gradients there).
         """
         super().__init__(max_nonfinite_steps=max_nonfinite_steps, gradient_clip_val=gradient_clip_val, max_kimg=max_kimg)
         self.generator = generator
@@ -310,7 +311,8 @@ class GANModule(AdversarialModule):
     def _make_optimizer(self, network: nn.Module, lr: float) -> torch.optim.Optimizer:
         hp = self.hparams
         fused = hp.get("fused_optimizers")
-        fused = self.device.type == "cuda" if fused is None else fused
+        if fused is None:  # Lightning refuses to clip fused optimizers' gradients under a grad scaler, which skips by itself
+            fused = self.device.type == "cuda" and self.amp_scaler() is None
         if hp.optimizer == "adam":
             return torch.optim.Adam(network.parameters(), lr=lr, betas=tuple(hp.betas), fused=fused or None)
         if hp.optimizer == "rmsprop":

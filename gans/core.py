@@ -22,16 +22,19 @@ image-to-image module for pix2pix or CycleGAN):
 - ``max_kimg``: stop after this many thousand real images (StyleGAN's ``--kimg``).
 - A refusal, in one line, of strategies that cannot train alternating phases correctly.
 
-**Non-finite guard.** A NaN/Inf loss on any rank skips that update on every rank: the loss poisons
-its own gradients (:func:`gans.distributed.poison_nonfinite`), the gradient average carries that to
-every rank, and the verdict is one flag computed on the device from one element of the averaged
-gradients (:func:`gans.distributed.nonfinite_gradients`); under ``16-mixed`` the grad scaler also
-skips overflowing gradients. Optimizers that take the flag on the device (torch's fused Adam, AdamW and
-SGD, used on CUDA; the AMP grad scaler under ``16-mixed``) skip without a host sync; others read the
-flag once per update (free on a CPU). Skips are counted on the device (``train/nonfinite_steps``);
-the count is read on logging steps (every batch when the flag was read anyway), and after
-``max_nonfinite_steps`` batches in a row with a skipped update training stops with
-:class:`gans.errors.NonFiniteLossError`, naming the last checkpoint.
+**Non-finite guard.** A NaN/Inf loss on any rank skips that update on every rank. On one process
+the verdict is the loss's own finiteness. On several, it is read off the averaged gradients, which
+all ranks share: the loss poisons its gradients (:func:`gans.distributed.poison_nonfinite`), the
+gradient average carries the NaN to every rank, and one fused norm over the optimizer's gradients
+(:func:`gans.distributed.nonfinite_gradients`) gives the same flag everywhere, with no extra
+collective. Optimizers that take the flag on the device (torch's fused Adam and SGD, the default on
+CUDA unless a grad scaler is on) skip without a host sync; under ``16-mixed`` the grad scaler skips
+(and also skips fp16 overflows, which are not counted as non-finite losses); other optimizers read the
+flag once per update (free on a CPU). Skips are counted on the device (``train/nonfinite_steps``),
+with a latch that trips when a streak reaches the limit; both are read on logging steps, at epoch
+ends, and every batch where the flag was read anyway. Then training stops with
+:class:`gans.errors.NonFiniteLossError`, naming the last checkpoint, once ``max_nonfinite_steps``
+batches in a row had a skipped update.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ class Progress(nn.Module):
             self.register_buffer(name, torch.zeros((), dtype=torch.long))
         self.register_buffer("nonfinite_steps", torch.zeros((), dtype=torch.long))
         self.register_buffer("nonfinite_streak", torch.zeros((), dtype=torch.long))
+        self.register_buffer("nonfinite_tripped", torch.zeros((), dtype=torch.long))  # a streak reached the limit
 
     def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
         for name in self.COUNTS:
@@ -152,6 +156,7 @@ class AdversarialModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         if self._trainer is None or stage != "fit":
             return
+        self._ddp, self._ddp_of_optimizer = None, {}  # a fit builds wrappers for its own process group
         strategy = self.trainer.strategy
         for cls in type(strategy).__mro__:
             if cls.__name__ in REFUSED_STRATEGIES:
@@ -204,17 +209,24 @@ class AdversarialModule(L.LightningModule):
         Reading the returned tensor syncs with the device.
         """
         opt.zero_grad(set_to_none=True)
-        loss = distributed.poison_nonfinite(loss)
+        strategy = self.trainer.strategy
+        bad_loss = distributed.nonfinite_loss(loss)
+        if strategy.world_size > 1:
+            loss = distributed.poison_nonfinite(loss)
         distributed.expect_gradients(self._ddp_wrappers_of(opt), loss)
-        with distributed.whole_module_idle(self.trainer.strategy.model):
+        with distributed.whole_module_idle(strategy.model):
             self.manual_backward(loss)
-        params = [p for group in opt.param_groups for p in group["params"]]
-        found = distributed.nonfinite_gradients(params).to(loss.device)
-        if not distributed.is_ddp(self.trainer.strategy.model):
-            found = distributed.any_rank(self.trainer.strategy, found)  # XLA: gradients are reduced in opt.step()
+        if strategy.world_size == 1:
+            found = bad_loss
+        elif distributed.is_ddp(strategy.model):  # the averaged gradients, the same on every rank
+            found = distributed.nonfinite_gradients([p for group in opt.param_groups for p in group["params"]]).to(loss.device)
+        else:  # XLA averages inside opt.step(): reduce this rank's verdict first
+            found = distributed.any_rank(strategy, distributed.nonfinite_gradients([p for g in opt.param_groups for p in g["params"]]).to(loss.device))
         self._step(opt, found)
-        self._batch_skipped = found if self._batch_skipped is None else torch.maximum(self._batch_skipped, found)
-        self.progress.nonfinite_steps.add_(found.long())
+        # Under the grad scaler a skip may be an fp16 overflow, which is the scaler's business: count losses.
+        counted = bad_loss if self.amp_scaler() is not None else found
+        self._batch_skipped = counted if self._batch_skipped is None else torch.maximum(self._batch_skipped, counted)
+        self.progress.nonfinite_steps.add_(counted.long())
         return found == 0
 
     def _step(self, opt: Any, found: Tensor) -> None:
@@ -287,6 +299,13 @@ class AdversarialModule(L.LightningModule):
             finally:
                 for p in frozen:
                     p.requires_grad_(False)
+            covered = {id(p) for wrapper in self._ddp.values() for p in wrapper.module.parameters()}
+            loose = [name for name, p in self.named_parameters() if id(p) in {id(q) for q in trained} and id(p) not in covered]
+            if loose:
+                raise ConfigError(
+                    f"{type(self).__name__} trains parameters that belong to no network ({', '.join(loose)}), so DDP would not "
+                    f"average their gradients: move them into an nn.Module attribute (a network)."
+                )
 
     # The end of every batch: counters, the guard's verdict, schedules.
 
@@ -301,14 +320,19 @@ class AdversarialModule(L.LightningModule):
             self.trainer.should_stop = True
 
     def _check_nonfinite(self) -> None:
+        """Close the batch's skip bookkeeping on the device; report where a read costs nothing extra."""
         progress = self.progress
         skipped = self._batch_skipped if self._batch_skipped is not None else torch.zeros((), device=progress.nonfinite_streak.device)
         progress.nonfinite_streak.mul_(skipped.long()).add_(skipped.long())  # +1 if skipped, else back to 0
+        progress.nonfinite_tripped.copy_(torch.maximum(progress.nonfinite_tripped, (progress.nonfinite_streak >= self.max_nonfinite_steps).long()))
         self._batch_skipped = None
-        if not (self._verdict_on_host or self._log_now):
-            return  # read the device counters only where a read costs nothing extra
-        self._verdict_on_host = False
-        total, streak = self.nonfinite_steps, self.nonfinite_streak
+        if self._verdict_on_host or self._log_now:
+            self._verdict_on_host = False
+            self._report_nonfinite()
+
+    def _report_nonfinite(self) -> None:
+        """Read the counters (every rank at the same batch), warn about new skips, stop when a streak tripped."""
+        total, streak, tripped = self._read_nonfinite_counters()
         if total != self._nonfinite_reported:
             self.log_train({"train/nonfinite_steps": float(total)}, always=True)
         if total == self._nonfinite_reported:
@@ -316,7 +340,7 @@ class AdversarialModule(L.LightningModule):
         new = total - self._nonfinite_reported
         self._nonfinite_reported = total
         limit = self.max_nonfinite_steps
-        if streak < limit:
+        if not tripped:
             rank_zero_warn(
                 f"Non-finite loss or gradient at {self.images_seen / 1000:.1f} kimg: {new} update(s) skipped "
                 f"({streak} batch(es) in a row; training stops at {limit})."
@@ -324,10 +348,24 @@ class AdversarialModule(L.LightningModule):
             return
         checkpoint = self._last_checkpoint_path()
         raise NonFiniteLossError(
-            f"{streak} non-finite losses in a row at {self.images_seen / 1000:.1f} kimg: training stopped before the weights "
+            f"{max(streak, limit)} non-finite losses in a row at {self.images_seen / 1000:.1f} kimg: training stopped before the weights "
             f"became NaN. Last good checkpoint: {checkpoint or 'none saved yet'}. Resume from it with a lower learning rate, "
             f"gradient_clip_val, or precision bf16-mixed / 32 instead of 16-mixed."
         )
+
+    def _read_nonfinite_counters(self) -> tuple[int, int, bool]:
+        """(skips in total, current streak, whether a streak reached the limit), the same on every rank.
+
+        The counts are rank-local only under the grad scaler (a non-finite loss on one rank); then the
+        ranks' values are gathered through the strategy and the largest taken (a collective, at most on
+        logging steps and epoch ends, which every rank reaches together)."""
+        progress = self.progress
+        values = torch.stack([progress.nonfinite_steps, progress.nonfinite_streak, progress.nonfinite_tripped])
+        strategy = self.trainer.strategy
+        if strategy.world_size > 1 and self.amp_scaler() is not None:
+            values = strategy.all_gather(values).reshape(strategy.world_size, 3).amax(dim=0)
+        total, streak, tripped = values.tolist()
+        return int(total), int(streak), bool(tripped)
 
     def _last_checkpoint_path(self) -> str | None:
         for callback in self.trainer.checkpoint_callbacks:
@@ -353,6 +391,10 @@ class AdversarialModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._step_schedulers("epoch")
+        self._report_nonfinite()  # also when log_every_n_steps is 0
+
+    def on_train_start(self) -> None:
+        self._nonfinite_reported = self.nonfinite_steps  # a resumed run warns only about its own skips
 
     # Logging.
 
@@ -392,6 +434,10 @@ class AdversarialModule(L.LightningModule):
         device = self.root_device()
         if device.type == "cuda":
             states["rng_cuda"] = torch.cuda.get_rng_state(device)
+        if device.type == "xla":  # the XLA generator's seed, an int
+            import torch_xla.core.xla_model as xm
+
+            states["rng_xla"] = torch.tensor([xm.get_rng_state(device=device)], dtype=torch.long)
         if strategy is None or strategy.world_size <= 1:
             return {name: [value] for name, value in states.items()}
         gathered = {}
@@ -413,6 +459,12 @@ class AdversarialModule(L.LightningModule):
                 f"The checkpoint was written by {written_by}, not {qualified_name(type(self))}: load it with "
                 f"{written_by.rsplit('.', 1)[-1]}.load_from_checkpoint, or set model.class_path: {written_by}."
             )
+        state = checkpoint.get("state_dict")
+        if state is not None and "progress.images_seen" not in state and "images_seen" in progress:
+            # Written before the counters moved into the state dict: take them from gan_progress.
+            for name in (*Progress.COUNTS, "nonfinite_steps"):
+                state[f"progress.{name}"] = torch.tensor(int(progress.get(name, 0)))
+            state["progress.nonfinite_streak"] = state["progress.nonfinite_tripped"] = torch.tensor(0)
         own = self.state_dict()
         for name, value in checkpoint.get("state_dict", {}).items():
             if name in own and own[name].shape != value.shape:
@@ -436,6 +488,11 @@ class AdversarialModule(L.LightningModule):
         device = self.root_device()
         if device.type == "cuda" and rank < len(cuda_states):
             torch.cuda.set_rng_state(cuda_states[rank].cpu().clone(), device)
+        xla_states = progress.get("rng_xla") or []
+        if device.type == "xla" and rank < len(xla_states):
+            import torch_xla.core.xla_model as xm
+
+            xm.set_rng_state(int(xla_states[rank].reshape(-1)[0]), device=device)
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> "AdversarialModule":

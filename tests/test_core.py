@@ -129,3 +129,25 @@ def test_sample_indexed_goes_through_sample() -> None:
     model = Truncated(data_shape=(2,), z_dim=4, g_hidden=(8,), d_hidden=(8,), d_pieces=2, g_tanh=False).eval()
     out = model.sample_indexed(torch.arange(5))
     assert torch.allclose(out, model.generator(torch.zeros(5, 4)))  # psi 0: every sample is G(0)
+
+
+def test_checkpoints_from_before_the_counters_moved_still_load(tmp_path: Path) -> None:
+    """Counters used to be saved only in ``gan_progress``; such a checkpoint resumes with them."""
+    every = KimgCheckpoint(dirpath=tmp_path / "ckpt", every_kimg=0, save_last=True, save_top_k=0)
+    quiet_trainer(tmp_path, max_steps=-1, max_epochs=1, enable_checkpointing=True, callbacks=[every]).fit(
+        toy(), datamodule=ToyDataModule(num_samples=256, batch_size=64))
+    ckpt = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
+    old_style = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith("progress.")}
+    ckpt["state_dict"] = old_style
+    ckpt["gan_progress"].update(images_seen=256, g_steps=4, d_steps_since_g=0, nonfinite_steps=0)
+    torch.save(ckpt, tmp_path / "old.ckpt")
+    loaded = GAN.load_from_checkpoint(tmp_path / "old.ckpt", weights_only=True)
+    assert (loaded.images_seen, loaded.g_steps) == (256, 4)
+
+
+def test_two_kimg_checkpoints_with_other_intervals_coexist(tmp_path: Path) -> None:
+    often = KimgCheckpoint(dirpath=tmp_path / "often", every_kimg=0.128, save_top_k=-1)
+    rarely = KimgCheckpoint(dirpath=tmp_path / "rarely", every_kimg=0.256, save_top_k=-1)
+    quiet_trainer(tmp_path, max_steps=-1, max_epochs=1, enable_checkpointing=True, callbacks=[often, rarely]).fit(
+        toy(), datamodule=ToyDataModule(num_samples=512, batch_size=64))
+    assert len(list((tmp_path / "often").glob("*.ckpt"))) == 4 and len(list((tmp_path / "rarely").glob("*.ckpt"))) == 2

@@ -84,3 +84,15 @@ def test_fused_optimizers_skip_on_the_device_without_reading_the_flag(tmp_path: 
     assert not all(torch.equal(snaps[5][k], snaps[4][k]) for k in snaps[0])
     assert all(int(state["step"]) == 6 for state in opt_d.state.values())  # 8 batches, 2 skipped
     assert model.nonfinite_steps == 2 and model.nonfinite_streak == 0
+
+
+def test_a_streak_read_only_at_the_epoch_end_still_stops_training(tmp_path: Path) -> None:
+    """With the flag taken on the device (fused optimizers) and no logging step in the epoch, the counters are
+    read at the epoch end: a streak that reached the limit and ended meanwhile still stops training."""
+    L.seed_everything(0)
+    model = NaNAfter(nan_batches={2, 3, 4}, max_nonfinite_steps=3, fused_optimizers=True)
+    trainer = quiet_trainer(tmp_path, max_steps=-1, max_epochs=2, log_every_n_steps=1000)
+    with pytest.raises(NonFiniteLossError, match="3 non-finite losses in a row"):
+        trainer.fit(model, datamodule=ToyDataModule(num_samples=512, batch_size=64))
+    assert model.images_seen == 8 * 64  # the first epoch ran to its end; the second never started
+    assert all(torch.isfinite(p).all() for p in model.parameters())
