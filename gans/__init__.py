@@ -1,6 +1,7 @@
 """gans: generative adversarial networks for PyTorch Lightning, one paper-faithful module per variant."""
 
 from gans.base import GANModule
+from gans.core import AdversarialModule
 from gans.cgan import CGAN
 from gans.dcgan import DCGAN
 from gans.gan import GAN
@@ -8,5 +9,5 @@ from gans.lsgan import LSGAN
 from gans.wgan import WGAN
 from gans.wgan_gp import WGANGP
 
-__all__ = ["GANModule", "GAN", "CGAN", "DCGAN", "LSGAN", "WGAN", "WGANGP"]
+__all__ = ["AdversarialModule", "GANModule", "GAN", "CGAN", "DCGAN", "LSGAN", "WGAN", "WGANGP"]
 __version__ = "0.1.0"
