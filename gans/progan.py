@@ -1,0 +1,180 @@
+"""ProGAN networks: Progressive Growing of GANs for Improved Quality, Stability, and Variation
+(Karras et al. 2018, arXiv:1710.10196), Table 2 and section 4.
+
+The generator and discriminator of the paper's 1024x1024 CelebA-HQ network, built for any
+power-of-two ``img_resolution`` and able to run at every lower resolution with a fade-in:
+
+- equalized learning rate everywhere (:class:`gans.layers.EqualizedConv2d` / ``EqualizedLinear``,
+  He's gain sqrt(2) before a leaky ReLU (0.2), 1 for toRGB and D's output);
+- G: pixel norm on z and after every convolution; the 4x4 block is a dense layer from z to 4x4x512
+  (the paper's "Conv 4x4" on a 1x1 input, with gain sqrt(2)/4 as in the official code) and a 3x3
+  convolution; every other block is nearest-neighbour upsampling and two 3x3 convolutions;
+- D: 1x1 fromRGB, blocks of two 3x3 convolutions and 2x2 average pooling, then minibatch standard
+  deviation (group 4), a 3x3 convolution, a dense layer to 512 and a dense output;
+- channels 512 up to 32x32, halving to 16 at 1024 (``min(fmap_base / 2^stage, fmap_max)``);
+- growing: both networks work at ``current_resolution`` (a power of two up to ``img_resolution``) and,
+  while ``alpha < 1``, blend the new highest-resolution block with the upsampled (G) or downsampled
+  (D) path of the previous resolution, as in section 2 and Figure 2.
+
+Parameter counts at 1024: G 23,071,507 and D 23,077,137 (the paper's 23.1M each), counting the
+networks the final resolution uses; the toRGB / fromRGB layers of the lower resolutions, kept for
+growing, add 7,608 and 10,112.
+
+The LightningModule (WGAN-GP with drift, G EMA) and the progressive-growing callback are the next
+step of issue 9.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gans.errors import ConfigError
+from gans.layers import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm, check_resolution
+
+LRELU_SLOPE = 0.2
+HE_GAIN = math.sqrt(2)
+
+
+def progan_widths(img_resolution: int, fmap_base: int = 8192, fmap_max: int = 512) -> dict[int, int]:
+    """Feature maps per resolution: ``min(fmap_base / 2^stage, fmap_max)`` with stage 1 at 4x4
+    (official code's ``nf``), so 512 up to 32x32, then 256, 128, 64, 32 and 16 at 1024."""
+    top = check_resolution(img_resolution, 4, "ProGAN")
+    return {2**k: min(fmap_base // 2 ** (k - 1), fmap_max) for k in range(2, top + 1)}
+
+
+def lrelu(x: Tensor) -> Tensor:
+    return F.leaky_relu(x, LRELU_SLOPE)
+
+
+class GeneratorBlock(nn.Module):
+    """Upsample x2 (nearest), then two 3x3 convolutions, each followed by leaky ReLU and pixel norm."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv0 = EqualizedConv2d(in_channels, out_channels, 3, gain=HE_GAIN)
+        self.conv1 = EqualizedConv2d(out_channels, out_channels, 3, gain=HE_GAIN)
+        self.norm = PixelNorm()
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.interpolate(x, scale_factor=2, mode="nearest")
+        x = self.norm(lrelu(self.conv0(x)))
+        return self.norm(lrelu(self.conv1(x)))
+
+
+class GeneratorInput(nn.Module):
+    """z (pixel-normed) -> dense to 4x4 feature maps -> 3x3 convolution; leaky ReLU and pixel norm after each."""
+
+    def __init__(self, z_dim: int, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.dense = EqualizedLinear(z_dim, channels * 16, bias=False, gain=HE_GAIN / 4)
+        self.bias = nn.Parameter(torch.zeros(channels))  # one per feature map, as the official apply_bias
+        self.conv = EqualizedConv2d(channels, channels, 3, gain=HE_GAIN)
+        self.norm = PixelNorm()
+
+    def forward(self, z: Tensor) -> Tensor:
+        x = self.dense(self.norm(z)).reshape(-1, self.channels, 4, 4) + self.bias.reshape(1, -1, 1, 1)  # [N, C, 4, 4]
+        x = self.norm(lrelu(x))
+        return self.norm(lrelu(self.conv(x)))
+
+
+class _Growing(nn.Module):
+    """What both networks share: the resolution they run at and the fade-in weight of its newest block."""
+
+    img_resolution: int
+
+    def set_growth(self, resolution: int, alpha: float = 1.0) -> None:
+        """Run at ``resolution`` (a power of two, 4 ... img_resolution), with the newest block weighted ``alpha``."""
+        if resolution not in self.widths:
+            raise ConfigError(f"{type(self).__name__} has no {resolution}x{resolution} stage: choose one of {list(self.widths)}.")
+        if not 0.0 <= alpha <= 1.0:
+            raise ConfigError(f"The fade-in alpha must be in [0, 1], got {alpha}.")
+        self.current_resolution, self.alpha = int(resolution), float(alpha)
+
+    def extra_repr(self) -> str:
+        return f"img_resolution={self.img_resolution}, current_resolution={self.current_resolution}, alpha={self.alpha:g}"
+
+
+class ProGANGenerator(_Growing):
+    """z -> image at ``current_resolution``; ``forward(z, labels=None)`` as every generator in the package."""
+
+    def __init__(self, z_dim: int = 512, img_resolution: int = 1024, img_channels: int = 3, fmap_base: int = 8192, fmap_max: int = 512) -> None:
+        super().__init__()
+        self.img_resolution = img_resolution
+        self.widths = progan_widths(img_resolution, fmap_base, fmap_max)
+        resolutions = list(self.widths)
+        self.input = GeneratorInput(z_dim, self.widths[4])
+        self.blocks = nn.ModuleDict({str(r): GeneratorBlock(self.widths[r // 2], self.widths[r]) for r in resolutions[1:]})
+        self.to_rgb = nn.ModuleDict({str(r): EqualizedConv2d(self.widths[r], img_channels, 1) for r in resolutions})
+        self.set_growth(img_resolution)
+
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        x, previous = self.input(z), None
+        for r in (r for r in self.widths if 4 < r <= self.current_resolution):
+            previous = x
+            x = self.blocks[str(r)](x)
+        image = self.to_rgb[str(self.current_resolution)](x)
+        if self.alpha < 1.0 and previous is not None:  # fade-in: blend with the upsampled lower-resolution image
+            low = F.interpolate(self.to_rgb[str(self.current_resolution // 2)](previous), scale_factor=2, mode="nearest")
+            image = torch.lerp(low, image, self.alpha)
+        return image
+
+
+class DiscriminatorBlock(nn.Module):
+    """Two 3x3 convolutions with leaky ReLU, then 2x2 average pooling."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv0 = EqualizedConv2d(in_channels, in_channels, 3, gain=HE_GAIN)
+        self.conv1 = EqualizedConv2d(in_channels, out_channels, 3, gain=HE_GAIN)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.avg_pool2d(lrelu(self.conv1(lrelu(self.conv0(x)))), 2)
+
+
+class DiscriminatorOutput(nn.Module):
+    """Minibatch stddev -> 3x3 convolution -> dense to ``channels`` -> dense to one logit (4x4 input)."""
+
+    def __init__(self, channels: int, mbstd_group_size: int = 4) -> None:
+        super().__init__()
+        self.mbstd = MinibatchStdDev(mbstd_group_size, 1)
+        self.conv = EqualizedConv2d(channels + 1, channels, 3, gain=HE_GAIN)
+        self.dense = EqualizedLinear(channels * 16, channels, gain=HE_GAIN)
+        self.out = EqualizedLinear(channels, 1, gain=1.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = lrelu(self.conv(self.mbstd(x)))
+        return self.out(lrelu(self.dense(x.flatten(1)))).squeeze(1)
+
+
+class ProGANDiscriminator(_Growing):
+    """Image at ``current_resolution`` -> logit ``[N]``; ``forward(x, labels=None)`` as every discriminator here."""
+
+    def __init__(self, img_resolution: int = 1024, img_channels: int = 3, fmap_base: int = 8192, fmap_max: int = 512,
+                 mbstd_group_size: int = 4) -> None:
+        super().__init__()
+        self.img_resolution = img_resolution
+        self.widths = progan_widths(img_resolution, fmap_base, fmap_max)
+        resolutions = list(self.widths)
+        self.from_rgb = nn.ModuleDict({str(r): EqualizedConv2d(img_channels, self.widths[r], 1, gain=HE_GAIN) for r in resolutions})
+        self.blocks = nn.ModuleDict({str(r): DiscriminatorBlock(self.widths[r], self.widths[r // 2]) for r in resolutions[1:]})
+        self.output = DiscriminatorOutput(self.widths[4], mbstd_group_size)
+        self.set_growth(img_resolution)
+
+    def forward(self, image: Tensor, labels: Tensor | None = None) -> Tensor:
+        r = self.current_resolution
+        if image.shape[-1] != r:
+            raise ConfigError(f"{type(self).__name__} runs at {r}x{r} but got {tuple(image.shape[-2:])} images: resize them to the current resolution.")
+        x = lrelu(self.from_rgb[str(r)](image))
+        if r > 4:
+            x = self.blocks[str(r)](x)
+            if self.alpha < 1.0:  # fade-in: blend with the downsampled image's lower-resolution path
+                low = lrelu(self.from_rgb[str(r // 2)](F.avg_pool2d(image, 2)))
+                x = torch.lerp(low, x, self.alpha)
+        for lower in (q for q in reversed(self.widths) if 4 < q < r):
+            x = self.blocks[str(lower)](x)
+        return self.output(x)

@@ -1,0 +1,84 @@
+"""ProGAN's networks (gans/progan.py): the paper's parameter counts, every growth stage, the fade-in."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gans.errors import ConfigError
+from gans.progan import ProGANDiscriminator, ProGANGenerator, progan_widths
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_widths_follow_the_paper() -> None:
+    assert progan_widths(1024) == {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
+    with pytest.raises(ConfigError, match="power of two"):
+        progan_widths(96)
+
+
+def test_parameter_counts_at_1024_equal_the_papers_23_1m() -> None:
+    """Table 2 (CelebA-HQ, 1024x1024): 23.1M parameters in each network. The exact totals of the final networks
+    (without the toRGB / fromRGB layers the lower resolutions keep for growing) are pinned."""
+    g, d = ProGANGenerator(img_resolution=1024), ProGANDiscriminator(img_resolution=1024)
+    g_final = count(g) - sum(count(g.to_rgb[str(r)]) for r in g.widths if r < 1024)
+    d_final = count(d) - sum(count(d.from_rgb[str(r)]) for r in d.widths if r < 1024)
+    assert g_final == 23_071_507 and d_final == 23_077_137
+    assert round(g_final / 1e6, 1) == round(d_final / 1e6, 1) == 23.1
+    assert count(g) - g_final == 7_608 and count(d) - d_final == 10_112
+
+
+@pytest.mark.parametrize("resolution", [4, 8, 16, 32])
+def test_every_stage_runs_with_and_without_fade_in(resolution: int) -> None:
+    torch.manual_seed(0)
+    g, d = ProGANGenerator(z_dim=16, img_resolution=32, fmap_max=32), ProGANDiscriminator(img_resolution=32, fmap_max=32)
+    for alpha in (0.3, 1.0):
+        g.set_growth(resolution, alpha)
+        d.set_growth(resolution, alpha)
+        images = g(torch.randn(8, 16))
+        assert images.shape == (8, 3, resolution, resolution)
+        logits = d(images)
+        assert logits.shape == (8,) and torch.isfinite(logits).all()
+
+
+def test_fade_in_starts_from_the_previous_stage() -> None:
+    """alpha = 0 at a new resolution gives exactly the previous stage's output (G: upsampled image; D: the
+    downsampled image's logit), and alpha = 1 the new block alone."""
+    torch.manual_seed(0)
+    g, d = ProGANGenerator(z_dim=16, img_resolution=32, fmap_max=32), ProGANDiscriminator(img_resolution=32, fmap_max=32)
+    z, image = torch.randn(4, 16), torch.randn(4, 3, 32, 32)
+    g.set_growth(16)
+    d.set_growth(16)
+    previous_image, previous_logit = g(z), d(F.avg_pool2d(image, 2))
+    g.set_growth(32, alpha=0.0)
+    d.set_growth(32, alpha=0.0)
+    torch.testing.assert_close(g(z), F.interpolate(previous_image, scale_factor=2, mode="nearest"))
+    torch.testing.assert_close(d(image), previous_logit)
+    g.set_growth(32, alpha=0.5)
+    d.set_growth(32, alpha=0.5)
+    halfway = g(z)
+    g.set_growth(32, alpha=1.0)
+    torch.testing.assert_close(halfway, 0.5 * g(z) + 0.5 * F.interpolate(previous_image, scale_factor=2, mode="nearest"))
+
+
+def test_every_parameter_of_the_full_networks_gets_a_gradient_except_the_lower_rgb_layers() -> None:
+    torch.manual_seed(0)
+    g, d = ProGANGenerator(z_dim=16, img_resolution=16, fmap_max=16), ProGANDiscriminator(img_resolution=16, fmap_max=16)
+    d(g(torch.randn(4, 16))).sum().backward()
+    for net, rgb in ((g, "to_rgb"), (d, "from_rgb")):
+        for name, p in net.named_parameters():
+            lower_rgb = name.startswith(rgb) and not name.startswith(f"{rgb}.16.")
+            assert (p.grad is None) == lower_rgb, name
+
+
+def test_bad_growth_settings_are_refused() -> None:
+    g = ProGANGenerator(z_dim=8, img_resolution=16, fmap_max=8)
+    with pytest.raises(ConfigError, match="no 32x32 stage"):
+        g.set_growth(32)
+    with pytest.raises(ConfigError, match="alpha"):
+        g.set_growth(8, 1.5)
+    d = ProGANDiscriminator(img_resolution=16, fmap_max=8)
+    d.set_growth(8)
+    with pytest.raises(ConfigError, match="runs at 8x8"):
+        d(torch.randn(4, 3, 16, 16))
