@@ -6,8 +6,9 @@ from gans.cgan import CGAN
 from gans.dcgan import DCGAN
 from gans.gan import GAN
 from gans.lsgan import LSGAN
+from gans.progan import ProGAN
 from gans.wgan import WGAN
 from gans.wgan_gp import WGANGP
 
-__all__ = ["AdversarialModule", "GANModule", "GAN", "CGAN", "DCGAN", "LSGAN", "WGAN", "WGANGP"]
+__all__ = ["AdversarialModule", "GANModule", "GAN", "CGAN", "DCGAN", "LSGAN", "ProGAN", "WGAN", "WGANGP"]
 __version__ = "0.1.0"

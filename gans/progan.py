@@ -20,8 +20,17 @@ Parameter counts at 1024: G 23,071,507 and D 23,077,137 (the paper's 23.1M each)
 networks the final resolution uses; the toRGB / fromRGB layers of the lower resolutions, kept for
 growing, add 7,608 and 10,112.
 
-The LightningModule (WGAN-GP with drift, G EMA) and the progressive-growing callback are the next
-step of issue 9.
+:class:`ProGAN` is the LightningModule with the paper's recipe (section 4 and Appendix A.1): WGAN-GP
+(lambda 10) plus the drift term 0.001 E[D(x)^2], one critic step per generator step, Adam lr 1e-3,
+betas (0, 0.99), latent 512. Add :class:`callbacks.EMA` for the paper's averaged generator.
+
+Growth protocol, for the progressive-growing callback (and anyone driving the stages by hand):
+``set_growth(resolution, alpha)`` moves G, D and the EMA generator to a stage; ``current_resolution``
+and ``alpha`` read it back; ``resolutions`` lists the stages. Real images must then come at
+``current_resolution``.
+
+Deviations from the paper: G's output is the linear toRGB (as the official code), not clamped;
+the progressive-growing schedule and the real-image fade are not here yet (the callback of issue 9).
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gans.base import GANModule
 from gans.errors import ConfigError
 from gans.layers import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm, check_resolution
 
@@ -178,3 +188,75 @@ class ProGANDiscriminator(_Growing):
         for lower in (q for q in reversed(self.widths) if 4 < q < r):
             x = self.blocks[str(lower)](x)
         return self.output(x)
+
+
+class ProGAN(GANModule):
+    """ProGAN's networks with the paper's training recipe; stages set through :meth:`set_growth`."""
+
+    def __init__(
+        self,
+        img_resolution: int = 1024,
+        img_channels: int = 3,
+        z_dim: int = 512,
+        fmap_base: int = 8192,
+        fmap_max: int = 512,
+        mbstd_group_size: int = 4,
+        loss: str = "wasserstein",
+        gp_weight: float = 10.0,
+        drift_weight: float = 0.001,
+        n_critic: int = 1,
+        lr_g: float = 1e-3,
+        lr_d: float = 1e-3,
+        betas: tuple[float, float] = (0.0, 0.99),
+        **kwargs,
+    ) -> None:
+        """
+        Args:
+            img_resolution: final image side, a power of two >= 4 (paper: 1024).
+            img_channels: 3 for RGB.
+            z_dim: latent size (paper: 512).
+            fmap_base: feature maps are min(fmap_base / 2^stage, fmap_max) (paper: 8192).
+            fmap_max: the most feature maps of a stage (paper: 512).
+            mbstd_group_size: minibatch standard deviation group (paper: 4); the batch must be a multiple of it.
+            loss: wasserstein (paper).
+            gp_weight: WGAN-GP lambda (paper: 10).
+            drift_weight: epsilon_drift on E[D(x)^2] (paper: 0.001).
+            n_critic: critic steps per generator step (paper: 1).
+            lr_g: generator learning rate (paper: 0.001).
+            lr_d: discriminator learning rate (paper: 0.001).
+            betas: Adam betas (paper: 0, 0.99).
+            **kwargs: the training recipe of :class:`gans.base.GANModule` (tricks, max_kimg, ...).
+        """
+        super().__init__(
+            generator=ProGANGenerator(z_dim, img_resolution, img_channels, fmap_base, fmap_max),
+            discriminator=ProGANDiscriminator(img_resolution, img_channels, fmap_base, fmap_max, mbstd_group_size),
+            z_dim=z_dim,
+            loss=loss,
+            gp_weight=gp_weight,
+            drift_weight=drift_weight,
+            n_critic=n_critic,
+            lr_g=lr_g,
+            lr_d=lr_d,
+            betas=betas,
+            **kwargs,
+        )
+        self.data_shape = (img_channels, img_resolution, img_resolution)
+
+    @property
+    def resolutions(self) -> list[int]:
+        """The growth stages, 4 ... img_resolution."""
+        return list(self.generator.widths)
+
+    @property
+    def current_resolution(self) -> int:
+        return self.generator.current_resolution
+
+    @property
+    def alpha(self) -> float:
+        return self.generator.alpha
+
+    def set_growth(self, resolution: int, alpha: float = 1.0) -> None:
+        """Move G, D and the EMA generator (if any) to the stage ``resolution`` with fade-in weight ``alpha``."""
+        for network in (self.generator, self.discriminator, getattr(self, "generator_ema", None)):
+            if network is not None:
+                network.set_growth(resolution, alpha)

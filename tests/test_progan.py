@@ -82,3 +82,40 @@ def test_bad_growth_settings_are_refused() -> None:
     d.set_growth(8)
     with pytest.raises(ConfigError, match="runs at 8x8"):
         d(torch.randn(4, 3, 16, 16))
+
+
+def test_progan_module_has_the_papers_recipe() -> None:
+    from gans import ProGAN
+
+    model = ProGAN(img_resolution=16, z_dim=8, fmap_max=8)
+    hp = model.hparams
+    assert (hp.loss, hp.gp_weight, hp.drift_weight, hp.n_critic) == ("wasserstein", 10.0, 0.001, 1)
+    assert (hp.lr_g, hp.lr_d, tuple(hp.betas), hp.optimizer) == (1e-3, 1e-3, (0.0, 0.99), "adam")
+    assert ProGAN.__init__.__defaults__[:3] == (1024, 3, 512)  # img_resolution, img_channels, z_dim
+
+
+def test_progan_trains_at_a_stage_and_moves_every_network_there(tmp_path) -> None:
+    """A few steps at 8x8 mid fade-in: D's WGAN-GP + drift loss and G's loss are finite, both networks move,
+    and the EMA generator follows set_growth."""
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from callbacks import EMA
+    from gans import ProGAN
+    from helpers import quiet_trainer
+
+    L.seed_everything(0)
+    model = ProGAN(img_resolution=16, z_dim=8, fmap_max=8)
+    model.set_growth(8, alpha=0.5)
+    images = torch.rand(32, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = quiet_trainer(tmp_path, max_steps=-1, max_epochs=1, callbacks=[EMA(half_life_kimg=0.01)])
+    trainer.fit(model, DataLoader(TensorDataset(images, torch.zeros(32)), batch_size=8))
+    metrics = trainer.callback_metrics
+    assert all(torch.isfinite(metrics[k]) for k in ("train/d_loss", "train/g_loss", "train/gp", "train/drift"))
+    moved = {k.split(".")[0] for k, v in model.state_dict().items() if v.is_floating_point() and not torch.equal(v, before.get(k, v))}
+    assert {"generator", "discriminator"} <= moved
+    assert (model.generator_ema.current_resolution, model.generator_ema.alpha) == (8, 0.5)
+    model.set_growth(16)
+    assert (model.current_resolution, model.alpha, model.discriminator.current_resolution) == (16, 1.0, 16)
+    assert model.sample(4).shape == (4, 3, 16, 16) and model.generator_ema.current_resolution == 16
