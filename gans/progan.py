@@ -26,16 +26,19 @@ betas (0, 0.99), latent 512. Add :class:`callbacks.EMA` for the paper's averaged
 
 Growth protocol, for the progressive-growing callback (and anyone driving the stages by hand):
 ``set_growth(resolution, alpha)`` moves G, D and the EMA generator to a stage; ``current_resolution``
-and ``alpha`` read it back; ``resolutions`` lists the stages. Real images must then come at
-``current_resolution``.
+and ``alpha`` read it back; ``resolutions`` lists the stages. Training batches may come at any higher
+resolution: :meth:`ProGAN.real_at_stage` (applied to every training batch) average-pools them to the
+stage and, during a fade-in, blends them with their own upsampled half-resolution version by the same
+``alpha`` as the networks (the official ``process_reals``).
 
 Deviations from the paper: G's output is the linear toRGB (as the official code), not clamped;
-the progressive-growing schedule and the real-image fade are not here yet (the callback of issue 9).
+the progressive-growing schedule is not here yet (the callback of issue 9).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -260,3 +263,23 @@ class ProGAN(GANModule):
         for network in (self.generator, self.discriminator, getattr(self, "generator_ema", None)):
             if network is not None:
                 network.set_growth(resolution, alpha)
+
+    def real_at_stage(self, images: Tensor) -> Tensor:
+        """Real images as the current stage sees them: average-pooled to ``current_resolution``, and during a
+        fade-in blended with their nearest-upsampled half-resolution version, ``lerp(low, x, alpha)``."""
+        r = self.current_resolution
+        if images.shape[-1] % r or images.shape[-2] != images.shape[-1]:
+            raise ConfigError(f"ProGAN at {r}x{r} needs square real images whose side is a multiple of {r}, got {tuple(images.shape[-2:])}.")
+        if images.shape[-1] != r:
+            images = F.avg_pool2d(images, images.shape[-1] // r)
+        if self.alpha < 1.0 and r > 4:
+            low = F.interpolate(F.avg_pool2d(images, 2), scale_factor=2, mode="nearest")
+            images = torch.lerp(low, images, self.alpha)
+        return images
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if self._trainer is None or not self.trainer.training:
+            return batch  # predict batches are sample indices
+        if isinstance(batch, (tuple, list)):
+            return type(batch)([self.real_at_stage(batch[0]), *batch[1:]])
+        return self.real_at_stage(batch)

@@ -119,3 +119,39 @@ def test_progan_trains_at_a_stage_and_moves_every_network_there(tmp_path) -> Non
     model.set_growth(16)
     assert (model.current_resolution, model.alpha, model.discriminator.current_resolution) == (16, 1.0, 16)
     assert model.sample(4).shape == (4, 3, 16, 16) and model.generator_ema.current_resolution == 16
+
+
+def test_real_images_are_pooled_to_the_stage_and_faded_like_the_networks() -> None:
+    from gans import ProGAN
+
+    model = ProGAN(img_resolution=16, z_dim=8, fmap_max=8)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    model.set_growth(16)
+    torch.testing.assert_close(model.real_at_stage(x), x)
+    model.set_growth(8, alpha=1.0)
+    x8 = F.avg_pool2d(x, 2)
+    torch.testing.assert_close(model.real_at_stage(x), x8)
+    model.set_growth(8, alpha=0.0)  # just grown to 8: the reals look like upsampled 4x4 images, as G's output does
+    torch.testing.assert_close(model.real_at_stage(x), F.interpolate(F.avg_pool2d(x8, 2), scale_factor=2, mode="nearest"))
+    model.set_growth(8, alpha=0.25)
+    low = F.interpolate(F.avg_pool2d(x8, 2), scale_factor=2, mode="nearest")
+    torch.testing.assert_close(model.real_at_stage(x), 0.75 * low + 0.25 * x8)
+    with pytest.raises(ConfigError, match="multiple of 8"):
+        model.real_at_stage(torch.rand(2, 3, 12, 12))
+
+
+def test_progan_trains_at_a_lower_stage_on_full_resolution_data(tmp_path) -> None:
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from gans import ProGAN
+    from helpers import quiet_trainer
+
+    L.seed_everything(0)
+    model = ProGAN(img_resolution=16, z_dim=8, fmap_max=8)
+    model.set_growth(4)
+    seen = []
+    model.discriminator.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape[-2:])))
+    images = torch.rand(16, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    quiet_trainer(tmp_path, max_steps=4).fit(model, DataLoader(TensorDataset(images, torch.zeros(16)), batch_size=8))
+    assert seen and set(seen) == {(4, 4)}
