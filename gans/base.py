@@ -147,9 +147,9 @@ class GANModule(AdversarialModule):
         """The generator: latents (and labels for conditional models) to samples."""
         return self.generator(z, labels)
 
-    def sample_z(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` latents from the prior, N(0, I), from this rank's stream (or ``generator``)."""
-        return torch.randn(n, self.z_dim, device=self.device if generator is None else generator.device, generator=generator).to(self.device)
+    def sample_z(self, n: int) -> Tensor:
+        """``n`` latents from the prior, N(0, I), from this rank's random stream."""
+        return torch.randn(n, self.z_dim, device=self.device)
 
     def sample_labels(self, n: int) -> Tensor | None:
         """``n`` labels drawn uniformly (per head), or None for unconditional models."""

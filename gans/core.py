@@ -90,6 +90,11 @@ class Progress(nn.Module):
                 self.counts[name] = int(state_dict[prefix + name])
 
 
+def optimizer_params(opt: Any) -> list[nn.Parameter]:
+    """The parameters ``opt`` steps (a torch optimizer or Lightning's wrapper of one)."""
+    return [p for group in opt.param_groups for p in group["params"]]
+
+
 def _counter(name: str) -> property:
     def get(self: "AdversarialModule") -> int:
         return self.progress.counts[name]
@@ -209,30 +214,28 @@ class AdversarialModule(L.LightningModule):
         Reading the returned tensor syncs with the device.
         """
         opt.zero_grad(set_to_none=True)
-        strategy = self.trainer.strategy
+        strategy, scaler = self.trainer.strategy, self.amp_scaler()
         bad_loss = distributed.nonfinite_loss(loss)
         if strategy.world_size > 1:
-            loss = distributed.poison_nonfinite(loss)
+            loss = distributed.poison_nonfinite(loss, bad_loss)
         distributed.expect_gradients(self._ddp_wrappers_of(opt), loss)
         with distributed.whole_module_idle(strategy.model):
             self.manual_backward(loss)
-        if strategy.world_size == 1:
-            found = bad_loss
-        elif distributed.is_ddp(strategy.model):  # the averaged gradients, the same on every rank
-            found = distributed.nonfinite_gradients([p for group in opt.param_groups for p in group["params"]]).to(loss.device)
-        else:  # XLA averages inside opt.step(): reduce this rank's verdict first
-            found = distributed.any_rank(strategy, distributed.nonfinite_gradients([p for g in opt.param_groups for p in g["params"]]).to(loss.device))
+        found = bad_loss
+        if strategy.world_size > 1:  # under DDP the averaged gradients, the same on every rank
+            found = distributed.nonfinite_gradients(optimizer_params(opt)).to(loss.device)
+            if not distributed.is_ddp(strategy.model):  # XLA averages inside opt.step(): reduce the verdict first
+                found = distributed.any_rank(strategy, found)
         self._step(opt, found)
         # Under the grad scaler a skip may be an fp16 overflow, which is the scaler's business: count losses.
-        counted = bad_loss if self.amp_scaler() is not None else found
+        counted = bad_loss if scaler is not None else found
         self._batch_skipped = counted if self._batch_skipped is None else torch.maximum(self._batch_skipped, counted)
         self.progress.nonfinite_steps.add_(counted.long())
         return found == 0
 
     def _step(self, opt: Any, found: Tensor) -> None:
         inner = getattr(opt, "optimizer", opt)  # LightningOptimizer wraps the torch optimizer
-        scaler = self.amp_scaler()
-        if scaler is not None:
+        if self.amp_scaler() is not None:
             opt.step()  # the AMP grad scaler finds the same non-finite gradients and skips
         elif getattr(inner, "_step_supports_amp_scaling", False) and any(g.get("fused") for g in inner.param_groups):
             inner.found_inf, inner.grad_scale = found.to(torch.float32).reshape(()), None  # fused kernels skip on the device
@@ -262,7 +265,7 @@ class AdversarialModule(L.LightningModule):
 
     def trained_networks(self) -> dict[str, nn.Module]:
         """The top-level networks some optimizer trains, by attribute name (each gets a DDP wrapper)."""
-        trained = {id(p) for opt in self.trainer.optimizers for group in opt.param_groups for p in group["params"]}
+        trained = {id(p) for opt in self.trainer.optimizers for p in optimizer_params(opt)}
         return {
             name: child for name, child in self.named_children()
             if any(id(p) in trained for p in child.parameters())
@@ -279,7 +282,7 @@ class AdversarialModule(L.LightningModule):
             return []
         key = id(getattr(opt, "optimizer", opt))
         if key not in self._ddp_of_optimizer:
-            owned = {id(p) for group in opt.param_groups for p in group["params"]}
+            owned = {id(p) for p in optimizer_params(opt)}
             self._ddp_of_optimizer[key] = [
                 wrapper for wrapper in self._ddp.values() if any(id(p) in owned for p in wrapper.module.parameters())
             ]
@@ -290,7 +293,7 @@ class AdversarialModule(L.LightningModule):
         one broadcasts rank 0's parameters in place)."""
         outer = self.trainer.strategy.model
         if self._ddp is None and distributed.is_ddp(outer):
-            trained = [p for o in self.trainer.optimizers for group in o.param_groups for p in group["params"]]
+            trained = [p for o in self.trainer.optimizers for p in optimizer_params(o)]
             frozen = [p for p in trained if not p.requires_grad]  # the idle network, under toggled_optimizer
             for p in frozen:
                 p.requires_grad_(True)  # DDP registers only the parameters that require a gradient when it is built
@@ -300,7 +303,8 @@ class AdversarialModule(L.LightningModule):
                 for p in frozen:
                     p.requires_grad_(False)
             covered = {id(p) for wrapper in self._ddp.values() for p in wrapper.module.parameters()}
-            loose = [name for name, p in self.named_parameters() if id(p) in {id(q) for q in trained} and id(p) not in covered]
+            trained_ids = {id(p) for p in trained}
+            loose = [name for name, p in self.named_parameters() if id(p) in trained_ids and id(p) not in covered]
             if loose:
                 raise ConfigError(
                     f"{type(self).__name__} trains parameters that belong to no network ({', '.join(loose)}), so DDP would not "

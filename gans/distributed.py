@@ -38,15 +38,16 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 
-def poison_nonfinite(loss: Tensor) -> Tensor:
-    """``loss``, whose backward turns the gradients it reaches into NaN when the loss itself is NaN/Inf.
+def poison_nonfinite(loss: Tensor, nonfinite: Tensor) -> Tensor:
+    """``loss``, whose backward turns the gradients it reaches into NaN when the loss itself is NaN/Inf
+    (``nonfinite``, the flag of :func:`nonfinite_loss`).
 
     A non-finite loss does not always give non-finite gradients (``x * 0``, a detached term); this
     makes it so: the backward starts from ``d(poisoned)/d(loss) = NaN``. Not every element becomes NaN
     (a ReLU's backward passes exact zeros where it was off), but every network's last layer does, and
     the gradient average then carries the verdict to every rank with no extra collective.
     """
-    return loss * torch.where(torch.isfinite(loss.detach()), 1.0, float("nan"))
+    return loss * torch.where(nonfinite.bool(), float("nan"), 1.0)
 
 
 def nonfinite_loss(loss: Tensor) -> Tensor:
