@@ -137,6 +137,7 @@ class AdversarialModule(L.LightningModule):
         self._verdict_on_host = False  # whether this batch already read a non-finite flag
         self._nonfinite_reported = 0
         self._log_now = True
+        self._end_epoch_requested = False
 
     images_seen = _counter("images_seen")
     batches = _counter("batches")
@@ -402,11 +403,22 @@ class AdversarialModule(L.LightningModule):
 
     # Logging.
 
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        """Subclasses that override this call ``super().on_train_batch_start(batch, batch_idx)``."""
+    def request_new_epoch(self) -> None:
+        """End the epoch before the current batch trains (it is dropped uncounted), so that the next epoch
+        starts from freshly built dataloaders. A callback that changes what the data serve mid-epoch
+        (:class:`callbacks.ProgressiveGrowing`: the image size and batch size of a new stage) calls this
+        from its ``on_train_batch_start`` and sets the trainer to reload the dataloaders."""
+        self._end_epoch_requested = True
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
+        """Subclasses that override this return ``super().on_train_batch_start(batch, batch_idx)``."""
+        if self._end_epoch_requested:
+            self._end_epoch_requested = False
+            return -1  # Lightning: skip the rest of this epoch
         self._wrap_networks_for_ddp()
         connector = self.trainer._logger_connector
         self._log_now = self.batches == 0 or connector.should_update_logs
+        return None
 
     def log_train(self, metrics: dict[str, Any], prog_bar: bool = False, always: bool = False) -> None:
         """``self.log_dict`` on the trainer's logging steps only (every ``log_every_n_steps`` batches, and
@@ -506,6 +518,8 @@ class AdversarialModule(L.LightningModule):
         except TypeError as err:
             checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
             written_by = checkpoint.get("gan_progress", {}).get("model_class", "a model that is not a gans model")
+            if written_by == qualified_name(cls):
+                raise  # the right class: its arguments themselves do not fit
             raise ConfigError(
                 f"The checkpoint {checkpoint_path} was written by {written_by}, not {qualified_name(cls)} ({err}): "
                 f"load it with the class that wrote it."

@@ -27,12 +27,14 @@ betas (0, 0.99), latent 512. Add :class:`callbacks.EMA` for the paper's averaged
 Growth protocol, for the progressive-growing callback (and anyone driving the stages by hand):
 ``set_growth(resolution, alpha)`` moves G, D and the EMA generator to a stage; ``current_resolution``
 and ``alpha`` read it back; ``resolutions`` lists the stages. Training batches may come at any higher
-resolution: :meth:`ProGAN.real_at_stage` (applied to every training batch) average-pools them to the
+resolution: :meth:`ProGAN.real_at_stage` (applied to every training batch in ``unpack_batch``) average-pools them to the
 stage and, during a fade-in, blends them with their own upsampled half-resolution version by the same
 ``alpha`` as the networks (the official ``process_reals``).
 
-Deviations from the paper: G's output is the linear toRGB (as the official code), not clamped;
-the progressive-growing schedule is not here yet (the callback of issue 9).
+The schedule of stages (kimg per fade-in and stable phase, batch size and learning rate per
+resolution) is :class:`callbacks.ProgressiveGrowing`.
+
+Deviations from the paper: G's output is the linear toRGB (as the official code), not clamped.
 """
 
 from __future__ import annotations
@@ -277,9 +279,29 @@ class ProGAN(GANModule):
             images = torch.lerp(low, images, self.alpha)
         return images
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        if self._trainer is None or not self.trainer.training:
-            return batch  # predict batches are sample indices
-        if isinstance(batch, (tuple, list)):
-            return type(batch)([self.real_at_stage(batch[0]), *batch[1:]])
-        return self.real_at_stage(batch)
+    def unpack_batch(self, batch: Any) -> tuple[Tensor, Tensor | None]:
+        """The training batch's images at the current stage (:meth:`real_at_stage`). Done here, inside
+        ``training_step``, so that the stage a callback sets in ``on_train_batch_start`` applies to this batch."""
+        real, labels = super().unpack_batch(batch)
+        return self.real_at_stage(real), labels
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: Tensor | None = None, z: Tensor | None = None) -> Tensor:
+        """Samples at the current stage, nearest-upsampled to ``img_resolution`` so that sample grids, FID and
+        ``predict`` always see full-size images (:class:`callbacks.ProgressiveGrowing` logs when this happens)."""
+        images = super().sample(n, labels=labels, z=z)
+        if images.shape[-1] != self.hparams.img_resolution:
+            images = F.interpolate(images, size=self.hparams.img_resolution, mode="nearest")
+        return images
+
+    # The stage travels in checkpoints, so that predict and resume load the networks as they were.
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["growth"] = {"resolution": self.current_resolution, "alpha": self.alpha}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        growth = checkpoint.get("growth")
+        if growth is not None:
+            self.set_growth(growth["resolution"], growth["alpha"])

@@ -66,9 +66,10 @@ class Recorded(DCGAN):
             self.record["d_after_first"] = snapshot(self.discriminator)
 
     def on_train_batch_start(self, batch, batch_idx):
-        super().on_train_batch_start(batch, batch_idx)
+        response = super().on_train_batch_start(batch, batch_idx)
         if self.batches == NAN_BATCH:
             self.record["d_around_nan"] = [snapshot(self.discriminator)]
+        return response
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         if self.batches == NAN_BATCH + 1:

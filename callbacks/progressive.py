@@ -1,0 +1,237 @@
+"""Progressive growing: the schedule of resolutions of ProGAN (Karras et al. 2018, arXiv:1710.10196,
+section 2 and Appendix A.1) and StyleGAN (Karras et al. 2019, arXiv:1812.04948, its official schedule).
+
+Training starts at ``start_resolution`` and doubles until the model's final resolution. Every new
+resolution first fades in (``fade_kimg`` thousand images; alpha rises linearly from 0 to 1 in G and D
+alike, and the real images are faded the same way) and then trains stable (``stable_kimg``); the first
+resolution has only a stable phase and the last one stays stable until the run ends. The paper shows
+800k images per phase; StyleGAN's official configs 600k.
+
+The callback drives two small protocols, so that any growing model and any datamodule can use it:
+
+- the model (:class:`gans.ProGAN`, StyleGAN): ``resolutions`` (the stages it can run at, ascending),
+  ``set_growth(resolution, alpha)``, ``current_resolution`` and ``alpha``; it brings real images to
+  the stage itself and keeps the stage in its checkpoints;
+- the datamodule (optional, :class:`datamodules.ImageFolderDataModule` and its subclasses):
+  ``set_stage(resolution, batch_size)`` makes the next ``train_dataloader()`` serve images
+  average-pooled to ``resolution`` in batches of ``batch_size``, so small stages do not load full-size
+  images. Per-resolution batch sizes need it.
+
+When the images or batch size served change, the epoch ends before the batch in hand trains
+(:meth:`gans.core.AdversarialModule.request_new_epoch`) and the dataloaders are rebuilt. At every phase
+boundary the optimizers' moments are reset, as the official code does (``reset_opt_for_new_lod``).
+The phase is computed from ``images_seen``, which checkpoints carry, so a run resumed mid fade-in
+continues at the same resolution, alpha, batch size and learning rate, with the same optimizer states.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+
+from gans.errors import ConfigError
+
+GROWTH_PROTOCOL = ("resolutions", "set_growth", "current_resolution", "alpha")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of the schedule: images ``[start, end)`` at ``resolution``, fading in or stable."""
+
+    index: int
+    resolution: int
+    fade: bool
+    start: int  # images
+    end: float  # images; inf for the last phase
+
+    def alpha(self, images_seen: int) -> float:
+        """The fade-in weight of the newest block after ``images_seen`` images: linear 0 -> 1, or 1 when stable."""
+        if not self.fade:
+            return 1.0
+        return min(1.0, max(0.0, (images_seen - self.start) / (self.end - self.start)))
+
+
+class GrowthSchedule:
+    """The phases from ``resolutions[0]`` to ``resolutions[-1]``, counted in whole images."""
+
+    def __init__(self, resolutions: list[int], stable_kimg: float, fade_kimg: float) -> None:
+        stable, fade = round(stable_kimg * 1000), round(fade_kimg * 1000)
+        self.phases: list[Phase] = []
+        start = 0
+        for i, r in enumerate(resolutions):
+            kinds = [False] if i == 0 else ([True, False] if fade > 0 else [False])
+            for is_fade in kinds:
+                length = fade if is_fade else stable
+                last = i == len(resolutions) - 1 and not is_fade
+                self.phases.append(Phase(len(self.phases), r, is_fade, start, math.inf if last else start + length))
+                start += length
+
+    def phase_at(self, images_seen: int) -> Phase:
+        for phase in self.phases:
+            if images_seen < phase.end:
+                return phase
+        return self.phases[-1]
+
+    def final_resolution_start(self) -> int:
+        """Images after which the final resolution is fully faded in."""
+        return self.phases[-1].start
+
+
+class ProgressiveGrowing(Callback):
+    """Grow the model (and the data) through the resolutions on a schedule in kimg; see the module docstring."""
+
+    def __init__(
+        self,
+        start_resolution: int = 4,
+        stable_kimg: float = 800.0,
+        fade_kimg: float = 800.0,
+        batch_size: dict[int, int] | None = None,
+        lr: dict[int, float] | None = None,
+        reset_optimizers: bool = True,
+    ) -> None:
+        """
+        Args:
+            start_resolution: the first stage (paper: 4).
+            stable_kimg: thousands of real images per stable phase (ProGAN paper: 800; StyleGAN: 600).
+            fade_kimg: thousands of real images per fade-in (ProGAN paper: 800; StyleGAN: 600); 0 = no fade-in.
+            batch_size: batch size per device at the named resolutions (paper: 16, and 14, 6, 3 at 256, 512, 1024);
+                other resolutions keep the datamodule's. Needs a datamodule with ``set_stage``.
+            lr: learning rate of every optimizer at the named resolutions (official: {1024: 0.0015} on one GPU);
+                other resolutions keep the model's.
+            reset_optimizers: clear the optimizers' state (Adam moments) at every phase boundary (official: yes).
+        """
+        super().__init__()
+        if stable_kimg < 0 or fade_kimg < 0:
+            raise ConfigError(f"stable_kimg and fade_kimg must be >= 0, got {stable_kimg} and {fade_kimg}.")
+        self.start_resolution = start_resolution
+        self.stable_kimg = stable_kimg
+        self.fade_kimg = fade_kimg
+        self.batch_size = {int(k): int(v) for k, v in (batch_size or {}).items()}
+        self.lr = {int(k): float(v) for k, v in (lr or {}).items()}
+        self.reset_optimizers = reset_optimizers
+        if any(b < 1 for b in self.batch_size.values()) or any(v <= 0 for v in self.lr.values()):
+            raise ConfigError(f"Per-resolution batch sizes and learning rates must be positive, got {self.batch_size} and {self.lr}.")
+        self.schedule: GrowthSchedule | None = None
+        self.phase_index: int | None = None  # the phase whose settings are applied; saved in checkpoints
+        self.base_lr: list[float] | None = None  # the optimizers' own learning rates; saved in checkpoints
+        self.base_batch_size: int | None = None
+        self._served: tuple[int, int] | None = None  # (resolution, batch size) the current dataloader serves
+        self._reload_setting: int | None = None  # the trainer's reload_dataloaders_every_n_epochs while we override it
+        self._announced: set[int] = set()
+
+    # Set-up: check both protocols, build the schedule, put model and data at the phase of images_seen.
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        missing = [name for name in GROWTH_PROTOCOL if not hasattr(pl_module, name)]
+        if missing:
+            raise ConfigError(
+                f"ProgressiveGrowing needs a growing model ({', '.join(GROWTH_PROTOCOL)}); {type(pl_module).__name__} "
+                f"lacks {', '.join(missing)}: use gans.ProGAN (or StyleGAN), or remove the callback."
+            )
+        stages = list(pl_module.resolutions)
+        if self.start_resolution not in stages:
+            raise ConfigError(f"ProgressiveGrowing start_resolution {self.start_resolution} is not a stage of {type(pl_module).__name__}: choose one of {stages}.")
+        unknown = sorted((set(self.batch_size) | set(self.lr)) - set(stages))
+        if unknown:
+            raise ConfigError(f"ProgressiveGrowing batch_size/lr name resolutions {unknown} that {type(pl_module).__name__} does not have: use {stages}.")
+        datamodule = trainer.datamodule
+        if self.batch_size and not hasattr(datamodule, "set_stage"):
+            raise ConfigError(
+                f"ProgressiveGrowing batch_size needs a datamodule with set_stage(resolution, batch_size); "
+                f"{type(datamodule).__name__} has none: use datamodules.ImageFolderDataModule (or a subclass), or drop batch_size."
+            )
+        if self.base_batch_size is None:
+            self.base_batch_size = getattr(datamodule, "batch_size", None)
+        self.schedule = GrowthSchedule([r for r in stages if r >= self.start_resolution], self.stable_kimg, self.fade_kimg)
+        max_kimg = getattr(pl_module, "max_kimg", 0)
+        if max_kimg and max_kimg * 1000 < self.schedule.final_resolution_start():
+            phase = self.schedule.phase_at(round(max_kimg * 1000))
+            rank_zero_warn(
+                f"max_kimg {max_kimg:g} ends the run {'in the fade-in of' if phase.fade else 'at'} {phase.resolution}x{phase.resolution}, before the schedule reaches "
+                f"{stages[-1]}x{stages[-1]} at {self.schedule.final_resolution_start() / 1000:g} kimg."
+            )
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        phase = self.schedule.phase_at(pl_module.images_seen)
+        if self.phase_index is None:  # a fresh run; a resumed one restored its phase
+            self.phase_index = phase.index
+        pl_module.set_growth(phase.resolution, phase.alpha(pl_module.images_seen))
+        self._serve(trainer, phase.resolution)
+        self._announce(pl_module, phase)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.base_lr is None:
+            self.base_lr = [group["lr"] for opt in trainer.optimizers for group in opt.param_groups]
+        self._set_lr(trainer, self.schedule.phases[self.phase_index].resolution)
+
+    # Every batch: the phase of images_seen, a transition when it changed, then alpha.
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        phase = self.schedule.phase_at(pl_module.images_seen)
+        if phase.index != self.phase_index:
+            self.phase_index = phase.index
+            if self.reset_optimizers:
+                for opt in trainer.optimizers:
+                    opt.state.clear()
+            self._set_lr(trainer, phase.resolution)
+            self._announce(pl_module, phase)
+        pl_module.set_growth(phase.resolution, phase.alpha(pl_module.images_seen))
+        if self._serve(trainer, phase.resolution):
+            self._reload_setting = trainer.reload_dataloaders_every_n_epochs
+            trainer.reload_dataloaders_every_n_epochs = 1
+            pl_module.request_new_epoch()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._reload_setting is not None:  # the new dataloaders are built: back to the user's setting
+            trainer.reload_dataloaders_every_n_epochs, self._reload_setting = self._reload_setting, None
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        pl_module.log_train({"train/resolution": float(pl_module.current_resolution), "train/alpha": float(pl_module.alpha)})
+
+    # Helpers.
+
+    def _serve(self, trainer: L.Trainer, resolution: int) -> bool:
+        """Point the datamodule at ``resolution``; whether that changes what its dataloader serves."""
+        datamodule = trainer.datamodule
+        if not hasattr(datamodule, "set_stage"):
+            return False
+        want = (resolution, self.batch_size.get(resolution, self.base_batch_size))
+        if want == self._served:
+            return False
+        datamodule.set_stage(*want)
+        changed = self._served is not None
+        self._served = want
+        return changed
+
+    def _set_lr(self, trainer: L.Trainer, resolution: int) -> None:
+        groups = [group for opt in trainer.optimizers for group in opt.param_groups]
+        for group, base in zip(groups, self.base_lr):
+            group["lr"] = self.lr.get(resolution, base)
+
+    def _announce(self, pl_module: L.LightningModule, phase: Phase) -> None:
+        kind = "fading in" if phase.fade else "stable"
+        end = "the end" if math.isinf(phase.end) else f"{phase.end / 1000:g} kimg"
+        rank_zero_info(f"ProgressiveGrowing: {phase.resolution}x{phase.resolution} {kind} from {phase.start / 1000:g} kimg to {end}.")
+        final = pl_module.resolutions[-1]
+        if phase.resolution < final and phase.resolution not in self._announced:
+            rank_zero_info(
+                f"ProgressiveGrowing: samples, sample grids and FID at {phase.resolution}x{phase.resolution} are "
+                f"nearest-upsampled to {final}x{final}."
+            )
+        self._announced.add(phase.resolution)
+
+    # Checkpoints.
+
+    def state_dict(self) -> dict:
+        return {"phase_index": self.phase_index, "base_lr": self.base_lr, "base_batch_size": self.base_batch_size}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.phase_index = state_dict.get("phase_index")
+        self.base_lr = state_dict.get("base_lr")
+        self.base_batch_size = state_dict.get("base_batch_size", self.base_batch_size)
