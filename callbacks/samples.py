@@ -119,7 +119,7 @@ class SampleGrid(L.Callback):
         self._real = None
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self._real is None:
+        if self._real is None or self._real.shape[-1] != batch_images(batch).shape[-1]:  # new data size: a growth stage
             self._real = self._collect_real(trainer, batch)
         step = trainer.fit_loop.epoch_loop.batch_progress.total.processed  # batches trained, this one included
         if self.every_n_steps > 0 and step % self.every_n_steps == 0:
@@ -157,7 +157,10 @@ class SampleGrid(L.Callback):
                 title += f": {covered} modes covered, {quality:.0%} high-quality samples"
             picture = scatter_picture(self._real, fake, mixture, title)
         else:
-            picture = real_vs_fake_grid(self._real, fake, self.nrow).permute(1, 2, 0).numpy()
+            real = self._real
+            if real.shape[-1] < fake.shape[-1]:  # a lower growth stage: shown at the samples' (upsampled) size
+                real = F.interpolate(real.float(), size=fake.shape[-2:], mode="nearest")
+            picture = real_vs_fake_grid(real, fake, self.nrow).permute(1, 2, 0).numpy()
 
         from PIL import Image
 

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -151,3 +152,17 @@ def test_a_run_too_short_for_the_schedule_is_warned_about(tmp_path: Path) -> Non
     trainer = quiet_trainer(tmp_path, max_steps=1, callbacks=[ProgressiveGrowing(stable_kimg=1, fade_kimg=1)])
     with pytest.warns(UserWarning, match="before the schedule reaches 16x16"):
         trainer.fit(RecordingProGAN(max_kimg=2), datamodule=StagedImages())
+
+
+def test_sample_grids_at_a_lower_stage_show_real_and_fake_at_full_size(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from callbacks import SampleGrid
+
+    L.seed_everything(0)
+    trainer = quiet_trainer(tmp_path, max_steps=-1, callbacks=[ProgressiveGrowing(stable_kimg=1, fade_kimg=1), SampleGrid(every_n_steps=1, num_samples=4, nrow=2)])
+    trainer.fit(RecordingProGAN(max_kimg=0.004), datamodule=StagedImages())
+    picture = Image.open(tmp_path / "samples" / "latest.png")
+    assert picture.size == (2 * (2 * 18 + 2) + 8, 2 * 18 + 2), "two 2x2 grids of 16 px tiles (4 px nearest-upsampled)"
+    tile = torch.from_numpy(np.asarray(picture))[2:18, 2:18].float()
+    assert torch.equal(tile, tile[::4, ::4].repeat_interleave(4, 0).repeat_interleave(4, 1)), "a 4 px image, upsampled"
