@@ -1,7 +1,17 @@
 """LightningDataModules for the gans models: every batch is ``(samples, labels)``."""
 
+from datamodules.anime import AnimeFacesDataModule
 from datamodules.base import GANDataModule
+from datamodules.ffhq import FFHQDataModule
+from datamodules.images import ImageFolderDataModule
 from datamodules.mnist import MNISTDataModule
 from datamodules.toy import ToyDataModule
 
-__all__ = ["GANDataModule", "MNISTDataModule", "ToyDataModule"]
+__all__ = [
+    "AnimeFacesDataModule",
+    "FFHQDataModule",
+    "GANDataModule",
+    "ImageFolderDataModule",
+    "MNISTDataModule",
+    "ToyDataModule",
+]

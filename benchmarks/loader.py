@@ -1,0 +1,113 @@
+"""DataLoader throughput alone (no model): images/s of the cached uint8 datamodules against decoding every time.
+
+- MNIST (test split from a folder of the two t10k .gz files) at 28 and 32 px: the old path (torchvision's
+  MNIST with the per-image PIL transforms of ``MNISTDataModule.transform()``, default collate) against the
+  cached uint8 tensor with whole-batch fetches, and the cached tensor fetched one image at a time.
+- A zip of face JPEGs at 32 and 64 px: the time to build the disk cache once, then img/s from the cache
+  against ``cache="none"`` (read and decode every JPEG from the zip every time).
+
+    python benchmarks/loader.py --mnist ../shared/data/mnist --faces ../shared/data/faces/celeba-10k.zip
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from datamodules import ImageFolderDataModule, MNISTDataModule
+from datamodules.mnist import MNISTSplit
+
+
+def images_per_second(loader: DataLoader, batches: int) -> float:
+    """Images/s over ``batches`` batches, after one warm-up batch (worker start-up excluded)."""
+    iterator = iter(loader)
+    next(iterator)
+    count, start = 0, time.perf_counter()
+    for _ in range(batches):
+        images, _ = next(iterator)
+        count += len(images)
+    return count / (time.perf_counter() - start)
+
+
+def load_average() -> str:
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def mnist_rows(gz_folder: Path, work: Path, args) -> list[tuple]:
+    root = work / "mnist"
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(gz_folder / name, raw / name)
+    rows = []
+    for resolution in (28, 32):
+        for workers in args.workers:
+            dm = MNISTDataModule(str(root), split="test", img_resolution=resolution, batch_size=args.batch_size,
+                                 num_workers=workers, download=False)
+            start = time.perf_counter()
+            dm.prepare_data()
+            dm.setup("fit")
+            setup_s = time.perf_counter() - start
+            old = DataLoader(MNISTSplit(root, "test", download=False, transform=dm.transform()), batch_size=args.batch_size,
+                             shuffle=True, drop_last=True, num_workers=workers, persistent_workers=workers > 0)
+            per_item = DataLoader(dm.dataset, batch_size=args.batch_size, shuffle=True, drop_last=True, num_workers=workers)
+            before = images_per_second(old, args.batches)
+            itemwise = images_per_second(per_item, args.batches)
+            after = images_per_second(dm.train_dataloader(), args.batches)
+            rows.append((f"MNIST test {resolution} px", workers, f"{before:,.0f}", f"{after:,.0f}",
+                         f"{after / before:.1f}x", f"setup {setup_s:.2f} s; per-image fetch from the cache {itemwise:,.0f}"))
+    return rows
+
+
+def faces_rows(archive: Path, work: Path, args) -> list[tuple]:
+    rows = []
+    for resolution in (32, 64):
+        cache_dir = work / f"cache{resolution}"
+        build = ImageFolderDataModule(str(archive), img_resolution=resolution, num_workers=2, cache="disk",
+                                      cache_dir=str(cache_dir))
+        start = time.perf_counter()
+        build.prepare_data()
+        build_s = time.perf_counter() - start
+        for workers in args.workers:
+            def loader(cache: str) -> DataLoader:
+                dm = ImageFolderDataModule(str(archive), img_resolution=resolution, batch_size=args.batch_size,
+                                           num_workers=workers, cache=cache, cache_dir=str(cache_dir))
+                dm.prepare_data()
+                dm.setup("fit")
+                return dm.train_dataloader()
+
+            before = images_per_second(loader("none"), args.batches)
+            after = images_per_second(loader("disk"), args.batches)
+            rows.append((f"faces zip {resolution} px", workers, f"{before:,.0f}", f"{after:,.0f}",
+                         f"{after / before:.0f}x", f"cache built once in {build_s:.1f} s (2 threads)"))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mnist", type=Path, default=Path("../shared/data/mnist"), help="folder with the t10k .gz files")
+    parser.add_argument("--faces", type=Path, default=Path("../shared/data/faces/celeba-10k.zip"), help="zip of JPEGs")
+    parser.add_argument("--batches", type=int, default=40, help="timed batches per measurement")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    args = parser.parse_args()
+
+    print(f"load average (1/5/15 min) before: {load_average()}; torch threads {torch.get_num_threads()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = mnist_rows(args.mnist, Path(tmp), args) + faces_rows(args.faces, Path(tmp), args)
+    print(f"load average after: {load_average()}\n")
+    print("| data | workers | before: decode every time (img/s) | after: uint8 cache (img/s) | speed-up | notes |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        print("| " + " | ".join(map(str, row)) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,593 @@
+"""Image folders and zips, decoded once into a uint8 cache, served as batches in [-1, 1].
+
+The pipeline: list the images of a folder (recursively) or a zip, centre-crop each to a square
+(its shorter side), resize it to ``img_resolution`` with Lanczos antialiasing, and store all of
+them as one uint8 array ``[N, C, R, R]``, in memory or as a memory-mapped ``.npy`` file that
+later runs reuse. Batches are cut from that array, converted to float, and only then
+average-pooled to the stage's resolution and flipped, so the model sees exactly what pooling
+the full-resolution float images gives (progressive growing, Karras et al. 2018,
+arXiv:1710.10196, section 2: "the real images are downscaled to match the current resolution").
+
+The training loader fetches whole batches (the dataset's ``__getitems__``), so conversion,
+pooling and flipping run once per batch instead of once per image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import warnings
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from datamodules.base import GANDataModule
+from gans.errors import ConfigError, DataNotFoundError
+from gans.layers import is_power_of_two
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+CACHE_FORMAT = 1  # bump when the preprocessing changes, so old caches are rebuilt
+MIN_RESOLUTION = 4
+Cache = Literal["memory", "disk", "none"]
+
+
+# Sources: a folder or a zip of images.
+
+
+class ImageSource:
+    """The image files under a folder (recursive) or inside a zip, in sorted order.
+
+    ``entries`` are ``(name, size, stamp)`` per image, the cheap identity used in cache keys
+    (a folder's modification time in ns, a zip member's CRC). A zip is opened once per process,
+    so DataLoader workers each get their own handle.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.is_zip = root.is_file() and zipfile.is_zipfile(root)
+        self.entries = self._zip_entries() if self.is_zip else self._folder_entries()
+        self._zip: zipfile.ZipFile | None = None
+        self._zip_pid = -1
+
+    def _folder_entries(self) -> list[tuple[str, int, int]]:
+        entries = []
+        for folder, dirs, files in os.walk(self.root):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]  # .gans-cache and the like
+            for name in files:
+                if name.lower().endswith(IMAGE_EXTENSIONS):
+                    path = Path(folder) / name
+                    stat = path.stat()
+                    entries.append((path.relative_to(self.root).as_posix(), stat.st_size, stat.st_mtime_ns))
+        return sorted(entries)
+
+    def _zip_entries(self) -> list[tuple[str, int, int]]:
+        with zipfile.ZipFile(self.root) as archive:
+            return sorted(
+                (info.filename, info.file_size, info.CRC)
+                for info in archive.infolist()
+                if not info.is_dir() and info.filename.lower().endswith(IMAGE_EXTENSIONS)
+            )
+
+    def read(self, name: str) -> bytes:
+        if not self.is_zip:
+            return (self.root / name).read_bytes()
+        if self._zip is None or self._zip_pid != os.getpid():
+            self._zip, self._zip_pid = zipfile.ZipFile(self.root), os.getpid()
+        return self._zip.read(name)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_zip": None, "_zip_pid": -1}
+
+
+# Decoding and preprocessing.
+
+
+def decode_image(data: bytes, channels: int) -> Image.Image:
+    """Decode an encoded image to RGB (3 channels) or grayscale (1); raises on undecodable data."""
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image.convert("RGB" if channels == 3 else "L")
+
+
+def largest_power_of_two(n: int) -> int:
+    return 1 << (max(n, 1).bit_length() - 1)
+
+
+def check_size(name: str, size: tuple[int, int], resolution: int) -> None:
+    """Refuse an image whose shorter side is below ``resolution``: upscaling it would silently blur the data."""
+    width, height = size
+    if min(width, height) < resolution:
+        fit = largest_power_of_two(min(width, height))
+        raise ConfigError(
+            f"Image {name} is {width}x{height} px, smaller than img_resolution={resolution}: upscaling would train on "
+            f"blurred images. Set data.init_args.img_resolution to {fit} or lower, or use larger source images."
+        )
+
+
+def crop_resize(image: Image.Image, resolution: int) -> np.ndarray:
+    """Centre-crop to a square of the shorter side, Lanczos-resize to ``resolution``; uint8 ``[C, R, R]``."""
+    width, height = image.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    image = image.crop((left, top, left + side, top + side))
+    if side != resolution:
+        image = image.resize((resolution, resolution), Image.LANCZOS)
+    pixels = np.asarray(image, dtype=np.uint8)
+    return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+
+
+def load_image(source: ImageSource, name: str, resolution: int, channels: int) -> np.ndarray:
+    image = decode_image(source.read(name), channels)
+    check_size(name, image.size, resolution)
+    return crop_resize(image, resolution)
+
+
+def to_float(pixels: Tensor) -> Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1], as ``pixels.float() / 127.5 - 1`` (the same float32 operations).
+
+    Done in NumPy, single-threaded: torch's OpenMP loops over a batch stall by orders of magnitude when
+    the cores are busy (benchmarks/README.md, "Thread oversubscription"), and this runs in the training
+    process when ``num_workers=0``.
+    """
+    images = pixels.numpy().astype(np.float32)
+    images /= np.float32(127.5)
+    images -= np.float32(1.0)
+    return torch.from_numpy(images)
+
+
+# Pixel storages: where a batch of uint8 images comes from.
+
+
+class TensorPixels:
+    """All images in memory, a uint8 tensor ``[N, C, R, R]``."""
+
+    def __init__(self, images: Tensor) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def fetch(self, indices: Sequence[int]) -> Tensor:
+        return torch.from_numpy(self.images.numpy()[np.asarray(indices, dtype=np.int64)])  # NumPy: see to_float
+
+
+class MemmapPixels:
+    """A ``.npy`` file of uint8 ``[N, C, R, R]``, memory-mapped (pages shared by every worker)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._array: np.ndarray | None = None
+        self.length = len(self.array)
+
+    @property
+    def array(self) -> np.ndarray:
+        if self._array is None:
+            self._array = np.load(self.path, mmap_mode="r")
+        return self._array
+
+    def __len__(self) -> int:
+        return self.length
+
+    def fetch(self, indices: Sequence[int]) -> Tensor:
+        return torch.from_numpy(self.array[np.asarray(indices, dtype=np.int64)])
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_array": None}
+
+
+class DecodedPixels:
+    """No cache: every fetch decodes, crops and resizes the files again."""
+
+    def __init__(self, source: ImageSource, names: list[str], resolution: int, channels: int) -> None:
+        self.source, self.names, self.resolution, self.channels = source, names, resolution, channels
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def fetch(self, indices: Sequence[int]) -> Tensor:
+        images = []
+        for i in indices:
+            try:
+                images.append(load_image(self.source, self.names[i], self.resolution, self.channels))
+            except (OSError, UnidentifiedImageError, ValueError) as err:
+                if isinstance(err, ConfigError):
+                    raise
+                raise DataNotFoundError(f"Cannot decode {self.source.root}/{self.names[i]} ({err}): remove or replace the file.") from None
+        return torch.from_numpy(np.stack(images))
+
+
+# The dataset.
+
+
+class ImageDataset(Dataset):
+    """uint8 images served as ``(float image in [-1, 1], label)``.
+
+    ``dataset[i]`` is one image ``[C, r, r]``; ``dataset[[i, j, ...]]`` a whole batch ``[B, C, r, r]``
+    (what the training loader asks for). A batch is converted to float, passed through ``augment``
+    (per image, at full resolution), average-pooled to ``resolution`` and flipped left-right per image
+    with probability 1/2 when ``xflip`` (torch's RNG, so worker seeding makes it reproducible).
+    Labels are ``labels[i]``, or a dummy 0 when there are none.
+    """
+
+    def __init__(
+        self,
+        pixels: TensorPixels | MemmapPixels | DecodedPixels,
+        labels: Tensor | None = None,
+        resolution: int | None = None,
+        xflip: bool = False,
+        augment: Callable[[Tensor], Tensor] | None = None,
+    ) -> None:
+        self.pixels = pixels
+        self.labels = labels
+        self.resolution = resolution
+        self.xflip = xflip
+        self.augment = augment
+
+    def view(self, **changes) -> "ImageDataset":
+        """The same images and labels served with other settings (``resolution``, ``xflip``, ``augment``)."""
+        settings = {"resolution": self.resolution, "xflip": self.xflip, "augment": self.augment, **changes}
+        return ImageDataset(self.pixels, self.labels, **settings)
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def __getitem__(self, index: int | Sequence[int]) -> tuple[Tensor, Tensor]:
+        if isinstance(index, (int, np.integer)) or (isinstance(index, Tensor) and index.dim() == 0):
+            images, labels = self.batch([int(index)])
+            return images[0], labels[0]
+        return self.batch(list(index))
+
+    def batch(self, indices: Sequence[int]) -> tuple[Tensor, Tensor]:
+        images = to_float(self.pixels.fetch(indices))  # [B, C, R, R]
+        if self.augment is not None:
+            images = torch.stack([self.augment(image) for image in images])
+        factor = images.shape[-1] // self.resolution if self.resolution else 1
+        if factor > 1:
+            images = F.avg_pool2d(images, factor)  # [B, C, r, r]
+        if self.xflip:
+            flip = (torch.rand(len(images)) < 0.5).numpy()
+            array = images.numpy()
+            array[flip] = array[flip, ..., ::-1]
+        if self.labels is None:
+            labels = torch.zeros(len(images), dtype=torch.long)
+        else:
+            labels = self.labels[torch.as_tensor(indices, dtype=torch.long)]
+        return images, labels
+
+
+class ImageBatches(ImageDataset):
+    """The training view of an :class:`ImageDataset`: the DataLoader's fetcher hands ``__getitems__`` the
+    indices of a whole batch (whatever the sampler, e.g. Lightning's DistributedSampler), and
+    :func:`keep_batch` passes the batch through as the collate function."""
+
+    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
+        return self.batch(indices)
+
+
+def keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    return batch
+
+
+def batch_loader(dataset: ImageDataset, batch_size: int, num_workers: int, pin_memory: bool) -> DataLoader:
+    """A shuffled loader that fetches whole batches from ``dataset`` (drop_last, like every training loader here)."""
+    batches = ImageBatches(dataset.pixels, dataset.labels, dataset.resolution, dataset.xflip, dataset.augment)
+    return DataLoader(
+        batches,
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=True,
+        collate_fn=keep_batch,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+    )
+
+
+# The cache.
+
+
+def writable_dir(path: Path) -> bool:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK)
+
+
+class ImageCache:
+    """The decoded images of one source at one setting, as ``<cache_dir>/<prefix>-<key>.npy`` plus a
+    ``.json`` naming the images kept. ``key`` hashes the file list (names, sizes, stamps) and the
+    preprocessing settings, so a changed folder or setting gets a new file; older files of the
+    same source and setting are removed when it is written."""
+
+    def __init__(self, source: ImageSource, names: list[str], resolution: int, channels: int, cache_dir: Path) -> None:
+        self.source, self.names, self.resolution, self.channels = source, names, resolution, channels
+        stamps = dict((name, (size, stamp)) for name, size, stamp in source.entries)
+        identity = {
+            "format": CACHE_FORMAT,
+            "files": [(name, *stamps[name]) for name in names],
+            "resolution": resolution,
+            "channels": channels,
+            "crop": "centre-square",
+            "resize": "lanczos",
+        }
+        key = hashlib.sha1(json.dumps(identity).encode()).hexdigest()[:16]
+        where = hashlib.sha1(str(source.root).encode()).hexdigest()[:8]
+        self.prefix = f"{source.root.stem}-{where}-{resolution}px-{channels}ch"
+        self.array_path = cache_dir / f"{self.prefix}-{key}.npy"
+        self.meta_path = cache_dir / f"{self.prefix}-{key}.json"
+
+    def exists(self) -> bool:
+        return self.array_path.is_file() and self.meta_path.is_file()
+
+    def kept_names(self) -> list[str]:
+        return json.loads(self.meta_path.read_text())["names"]
+
+    def write(self, num_threads: int) -> None:
+        """Decode everything into a temporary file, then move it in place (safe against concurrent writers)."""
+        self.array_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.array_path.with_suffix(f".tmp{os.getpid()}.npy")
+        shape = (len(self.names), self.channels, self.resolution, self.resolution)
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        try:
+            kept = decode_all(self.source, self.names, self.resolution, self.channels, num_threads, out=array)
+            array.flush()
+            del array
+            if len(kept) < len(self.names):  # compact: drop the rows of skipped files, one image at a time
+                index = {name: i for i, name in enumerate(self.names)}
+                full = np.load(tmp, mmap_mode="r")
+                compact = np.lib.format.open_memmap(tmp.with_suffix(".compact.npy"), mode="w+", dtype=np.uint8, shape=(len(kept), *shape[1:]))
+                for row, name in enumerate(kept):
+                    compact[row] = full[index[name]]
+                compact.flush()
+                del full, compact
+                os.replace(tmp.with_suffix(".compact.npy"), tmp)
+            for old in self.array_path.parent.glob(f"{self.prefix}-*"):
+                if old.suffix in (".npy", ".json") and ".tmp" not in old.name:
+                    old.unlink(missing_ok=True)
+            meta_tmp = self.meta_path.with_suffix(f".tmp{os.getpid()}")
+            meta_tmp.write_text(json.dumps({"source": str(self.source.root), "names": kept}))
+            os.replace(meta_tmp, self.meta_path)
+            os.replace(tmp, self.array_path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def decode_all(
+    source: ImageSource, names: list[str], resolution: int, channels: int, num_threads: int, out: np.ndarray | None = None
+) -> list[str]:
+    """Decode ``names`` into ``out`` (rows in order of ``names``); the names decoded.
+
+    Undecodable files are skipped with one warning at the end; no decodable file at all, or an
+    image smaller than ``resolution``, is an error.
+    """
+
+    def work(name: str) -> np.ndarray | Exception:
+        try:
+            return load_image(source, name, resolution, channels)
+        except ConfigError:
+            raise
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
+            return err
+
+    kept, skipped = [], []
+    with ThreadPoolExecutor(max(1, num_threads)) as pool:  # PIL releases the GIL while decoding and resizing
+        results = pool.map(work, names)
+        for i, (name, result) in enumerate(tqdm(zip(names, results), total=len(names), desc="Caching images", unit="img")):
+            if isinstance(result, Exception):
+                skipped.append(name)
+                continue
+            out[i] = result
+            kept.append(name)
+    report_skipped(source, names, kept, skipped)
+    return kept
+
+
+def check_headers(source: ImageSource, names: list[str], resolution: int) -> list[str]:
+    """For ``cache="none"``: read only each file's header (format and size); the names that open."""
+    kept, skipped = [], []
+    for name in names:
+        try:
+            with Image.open(io.BytesIO(source.read(name))) as image:
+                check_size(name, image.size, resolution)
+            kept.append(name)
+        except (OSError, UnidentifiedImageError):
+            skipped.append(name)
+    report_skipped(source, names, kept, skipped)
+    return kept
+
+
+def report_skipped(source: ImageSource, names: list[str], kept: list[str], skipped: list[str]) -> None:
+    """One warning for all skipped files; an error when nothing is left."""
+    if not kept:
+        raise DataNotFoundError(
+            f"None of the {len(names)} image files in {source.root} could be decoded (e.g. {', '.join(skipped[:3])}): "
+            f"check that they are PNG/JPEG/BMP/WebP images and not truncated."
+        )
+    if skipped:
+        warnings.warn(
+            f"Skipped {len(skipped)} of {len(names)} files in {source.root} that could not be decoded as images "
+            f"(e.g. {', '.join(skipped[:5])}).",
+            stacklevel=3,
+        )
+
+
+# The datamodule.
+
+
+def default_cache_dir(root: Path) -> Path:
+    """``.gans-cache`` next to the data, or ``~/.cache/gans`` when the data's folder is read-only."""
+    beside = root.parent / ".gans-cache"
+    return beside if writable_dir(beside) else Path.home() / ".cache" / "gans"
+
+
+class ImageFolderDataModule(GANDataModule):
+    """Any folder (searched recursively) or zip of PNG/JPEG/BMP/WebP images, unlabelled.
+
+    Every image is centre-cropped to a square and Lanczos-resized to ``img_resolution``, once, into a
+    uint8 cache (see the module docstring). Batches are ``(images [B, C, r, r] in [-1, 1], zeros [B])``.
+
+    Progressive growing (:class:`callbacks.ProgressiveGrowing`) calls ``set_stage(resolution, batch_size)``;
+    the next ``train_dataloader()`` then serves the images average-pooled by the power-of-two factor to
+    ``resolution``, in batches of ``batch_size``. ``data_shape`` stays the final ``(C, R, R)``.
+    """
+
+    # Augmentation and caching change the training stream, not the real images metrics compare against.
+    LOADING_ARGS = GANDataModule.LOADING_ARGS | {"cache", "cache_dir", "xflip", "rotate_degrees"}
+    num_classes = 0
+
+    def __init__(
+        self,
+        root: str = "data/images",
+        img_resolution: int = 64,
+        img_channels: int = 3,
+        xflip: bool = False,
+        batch_size: int = 64,
+        num_workers: int = 2,
+        pin_memory: bool = False,
+        cache: Cache = "disk",
+        cache_dir: str | None = None,
+        **kwargs,
+    ) -> None:
+        """
+        Args:
+            root: a folder of images (subfolders included) or a ``.zip`` of them.
+            img_resolution: image side after centre crop and resize, a power of two >= 4. Images smaller
+                than this are an error, never upscaled.
+            img_channels: 3 (RGB) or 1 (grayscale).
+            xflip: flip each training image left-right with probability 1/2.
+            batch_size: images per batch on each device (``set_stage`` may change it).
+            num_workers: DataLoader worker processes (0 loads in the main process); also the threads
+                that decode images when the cache is built.
+            pin_memory: pin batches for faster host-to-GPU copies.
+            cache: ``disk`` (decoded once into a memory-mapped uint8 ``.npy`` that later runs reuse),
+                ``memory`` (decoded at every setup, kept in RAM) or ``none`` (decode every image every time).
+            cache_dir: where the disk cache goes; None = ``.gans-cache`` next to ``root``, or ``~/.cache/gans``
+                when that folder is read-only.
+            **kwargs: ``num_predict`` and ``predict_batch_size`` of :class:`datamodules.base.GANDataModule`.
+        """
+        super().__init__(**kwargs)
+        if not is_power_of_two(img_resolution) or img_resolution < MIN_RESOLUTION:
+            raise ConfigError(
+                f"img_resolution must be a power of two >= {MIN_RESOLUTION}, got {img_resolution}: "
+                f"set data.init_args.img_resolution to e.g. 64 or 128."
+            )
+        if img_channels not in (1, 3):
+            raise ConfigError(f"img_channels must be 3 (RGB) or 1 (grayscale), got {img_channels}.")
+        if cache not in ("memory", "disk", "none"):
+            raise ConfigError(f"Unknown cache {cache!r}: choose 'disk', 'memory' or 'none'.")
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}.")
+        self.save_hyperparameters()
+        self.data_shape = (img_channels, img_resolution, img_resolution)
+        self.batch_size = batch_size
+        self.resolution = img_resolution
+        self.dataset: ImageDataset | None = None
+
+    # Hooks for subclasses.
+
+    def missing_data_hint(self) -> str:
+        """Where to get the data (appended to the missing-data message)."""
+        return "Set data.init_args.root to a folder or .zip of PNG/JPEG/BMP/WebP images."
+
+    def select(self, names: list[str]) -> tuple[list[str], Tensor | None]:
+        """The image files to use and their labels (None = unlabelled); all of them here."""
+        return names, None
+
+    def augment(self) -> Callable[[Tensor], Tensor] | None:
+        """A per-image transform of float ``[C, R, R]`` training images, applied before pooling and flipping."""
+        return None
+
+    # Loading.
+
+    @property
+    def root(self) -> Path:
+        return Path(self.hparams.root).expanduser().resolve()
+
+    def source(self) -> ImageSource:
+        root = self.root
+        if not root.exists():
+            raise DataNotFoundError(f"No data at {root}: the folder or zip does not exist. {self.missing_data_hint()}")
+        source = ImageSource(root)
+        if not source.entries:
+            kind = "zip" if source.is_zip else "folder"
+            raise DataNotFoundError(
+                f"The {kind} {root} holds no images ({', '.join(IMAGE_EXTENSIONS)}). {self.missing_data_hint()}"
+            )
+        return source
+
+    def cache_files(self, source: ImageSource, names: list[str]) -> ImageCache:
+        hp = self.hparams
+        cache_dir = Path(hp.cache_dir).expanduser() if hp.cache_dir else default_cache_dir(source.root)
+        return ImageCache(source, names, hp.img_resolution, hp.img_channels, cache_dir)
+
+    def prepare_data(self) -> None:
+        if self.hparams.cache == "disk":
+            source = self.source()
+            cache = self.cache_files(source, self.select([name for name, _, _ in source.entries])[0])
+            if not cache.exists():
+                cache.write(self.hparams.num_workers)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.dataset is not None:
+            return
+        hp = self.hparams
+        source = self.source()
+        names, labels = self.select([name for name, _, _ in source.entries])
+        if hp.cache == "disk":
+            cache = self.cache_files(source, names)
+            if not cache.exists():  # setup without prepare_data
+                cache.write(hp.num_workers)
+            kept, pixels = cache.kept_names(), MemmapPixels(cache.array_path)
+        elif hp.cache == "memory":
+            array = np.empty((len(names), *self.data_shape), dtype=np.uint8)
+            kept = decode_all(source, names, hp.img_resolution, hp.img_channels, hp.num_workers, out=array)
+            if len(kept) < len(names):
+                index = {name: i for i, name in enumerate(names)}
+                array = array[[index[name] for name in kept]]
+            pixels = TensorPixels(torch.from_numpy(array))
+        else:
+            kept = check_headers(source, names, hp.img_resolution)
+            pixels = DecodedPixels(source, kept, hp.img_resolution, hp.img_channels)
+        if labels is not None and len(kept) < len(names):
+            index = {name: i for i, name in enumerate(names)}
+            labels = labels[[index[name] for name in kept]]
+        self.names = kept
+        self.dataset = ImageDataset(pixels, labels)
+
+    # Progressive growing.
+
+    def set_stage(self, resolution: int, batch_size: int | None = None) -> None:
+        """Serve images average-pooled to ``resolution`` (a power of two, 4 ... img_resolution) from the next
+        ``train_dataloader()`` on, in batches of ``batch_size`` (None = keep the current one)."""
+        top = self.hparams.img_resolution
+        if not is_power_of_two(resolution) or not MIN_RESOLUTION <= resolution <= top:
+            raise ConfigError(f"set_stage: resolution must be a power of two from {MIN_RESOLUTION} to img_resolution={top}, got {resolution}.")
+        if batch_size is not None and batch_size < 1:
+            raise ConfigError(f"set_stage: batch_size must be >= 1, got {batch_size}.")
+        self.resolution = resolution
+        if batch_size is not None:
+            self.batch_size = batch_size
+
+    def train_dataloader(self) -> DataLoader:
+        if self.dataset is None:
+            raise ConfigError(f"{type(self).__name__}: call setup('fit') before train_dataloader().")
+        if len(self.dataset) < self.batch_size:
+            raise ConfigError(
+                f"{self.root} has {len(self.dataset)} usable images, fewer than batch_size={self.batch_size}: "
+                f"lower data.init_args.batch_size or add images."
+            )
+        dataset = self.dataset.view(resolution=self.resolution, xflip=self.hparams.xflip, augment=self.augment())
+        hp = self.hparams
+        return batch_loader(dataset, self.batch_size, hp.num_workers, hp.pin_memory)

@@ -1,0 +1,440 @@
+"""Image folders and zips (datamodules.images), anime faces with tags, FFHQ, and MNIST's cached path,
+all on tiny files written here."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import datamodules.images as images_module
+from conftest import write_mnist_idx
+from datamodules import AnimeFacesDataModule, FFHQDataModule, ImageFolderDataModule, MNISTDataModule
+from datamodules.anime import BICOLORED, Tags, parse_tags, read_tags
+from gans.errors import ConfigError, DataNotFoundError
+
+
+def random_images(n: int, size: tuple[int, int] = (16, 16), seed: int = 0) -> np.ndarray:
+    """``n`` random RGB images [n, height, width, 3]."""
+    width, height = size
+    return np.random.default_rng(seed).integers(0, 256, size=(n, height, width, 3), dtype=np.uint8)
+
+
+def write_folder(root: Path, n: int = 8, size: tuple[int, int] = (16, 16), seed: int = 0, sub: str = "") -> Path:
+    """``n`` random PNGs named ``0.png`` ... under ``root/sub``."""
+    folder = root / sub
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, pixels in enumerate(random_images(n, size, seed)):
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
+def zip_folder(folder: Path, path: Path) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for file in sorted(folder.rglob("*")):
+            archive.write(file, file.relative_to(folder).as_posix())
+    return path
+
+
+def loaded(cls=ImageFolderDataModule, **kwargs):
+    kwargs = {"num_workers": 0, "cache": "memory", "batch_size": 4, **kwargs}
+    dm = cls(**kwargs)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def all_images(dm) -> torch.Tensor:
+    return dm.real_dataset()[list(range(len(dm.real_dataset())))][0]
+
+
+def halves(width: int, height: int, horizontal: bool = True) -> Image.Image:
+    """Black left (or top) half, white right (or bottom) half."""
+    pixels = np.zeros((height, width), dtype=np.uint8)
+    if horizontal:
+        pixels[:, width // 2 :] = 255
+    else:
+        pixels[height // 2 :] = 255
+    return Image.fromarray(pixels).convert("RGB")
+
+
+# Batches, crop and resize.
+
+
+def test_batches_are_float_images_in_minus_one_one(tmp_path):
+    dm = loaded(root=str(write_folder(tmp_path / "imgs", n=10, size=(16, 16))), img_resolution=8)
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 2  # 10 images, batches of 4, drop_last
+    images, labels = batches[0]
+    assert images.shape == (4, 3, 8, 8) and images.dtype == torch.float32
+    assert labels.shape == (4,) and labels.dtype == torch.int64 and not labels.any()
+    assert images.min() >= -1 and images.max() <= 1 and images.min() < -0.5 and images.max() > 0.5
+    image, label = dm.real_dataset()[3]
+    assert image.shape == (3, 8, 8) and int(label) == 0
+    assert dm.data_shape == (3, 8, 8) and dm.num_classes == 0
+
+
+def test_native_size_is_stored_exactly(tmp_path):
+    dm = loaded(root=str(write_folder(tmp_path / "imgs", n=3, size=(8, 8), seed=2)), img_resolution=8)
+    expected = torch.from_numpy(random_images(3, (8, 8), seed=2)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    torch.testing.assert_close(all_images(dm), expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("horizontal", [True, False])
+def test_non_square_images_are_centre_cropped(tmp_path, horizontal):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    size = (16, 8) if horizontal else (8, 16)  # the longer side is split into black | white
+    halves(*size, horizontal=horizontal).save(root / "a.png")
+    image = all_images(loaded(root=str(root), img_resolution=8, batch_size=1))[0]
+    black, white = (image[:, :, :4], image[:, :, 4:]) if horizontal else (image[:, :4], image[:, 4:])
+    assert torch.all(black == -1) and torch.all(white == 1)
+
+
+def test_crop_then_resize_with_antialiasing(tmp_path):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    halves(64, 32).save(root / "a.png")  # crop: x 16..48, black | white at x = 32
+    image = all_images(loaded(root=str(root), img_resolution=8, batch_size=1))[0]
+    assert torch.allclose(image[:, :, :3], torch.tensor(-1.0), atol=0.05)
+    assert torch.allclose(image[:, :, 5:], torch.tensor(1.0), atol=0.05)
+
+
+def test_grayscale(tmp_path):
+    dm = loaded(root=str(write_folder(tmp_path / "imgs", n=4)), img_resolution=8, img_channels=1)
+    images, _ = next(iter(dm.train_dataloader()))
+    assert images.shape == (4, 1, 8, 8) and dm.data_shape == (1, 8, 8)
+
+
+def test_zip_and_folder_give_the_same_images(tmp_path):
+    folder = write_folder(tmp_path / "imgs", n=6, size=(20, 12), sub="nested/deeper")
+    archive = zip_folder(folder, tmp_path / "imgs.zip")
+    from_folder = all_images(loaded(root=str(folder), img_resolution=8))
+    from_zip = all_images(loaded(root=str(archive), img_resolution=8))
+    assert from_folder.shape == (6, 3, 8, 8)
+    assert torch.equal(from_folder, from_zip)
+
+
+def test_zip_without_cache_in_worker_processes(tmp_path):
+    archive = zip_folder(write_folder(tmp_path / "imgs", n=8), tmp_path / "imgs.zip")
+    cached = all_images(loaded(root=str(archive), img_resolution=8))
+    dm = loaded(root=str(archive), img_resolution=8, cache="none", num_workers=1, batch_size=8)
+    assert torch.equal(all_images(dm), cached)
+    images, _ = next(iter(dm.train_dataloader()))
+    assert images.shape == (8, 3, 8, 8)
+    assert sorted(images.sum(dim=(1, 2, 3)).tolist()) == pytest.approx(sorted(cached.sum(dim=(1, 2, 3)).tolist()), abs=1e-3)
+
+
+# The cache.
+
+
+def counting_decoder(monkeypatch) -> list[int]:
+    calls = [0]
+    decode = images_module.decode_image
+
+    def counted(data, channels):
+        calls[0] += 1
+        return decode(data, channels)
+
+    monkeypatch.setattr(images_module, "decode_image", counted)
+    return calls
+
+
+def test_disk_cache_is_built_once_and_rebuilt_when_a_file_changes(tmp_path, monkeypatch):
+    folder = write_folder(tmp_path / "imgs", n=5)
+    cache_dir = tmp_path / "cache"
+    calls = counting_decoder(monkeypatch)
+    first = loaded(root=str(folder), img_resolution=8, cache="disk", cache_dir=str(cache_dir))
+    assert calls[0] == 5 and len(list(cache_dir.glob("*.npy"))) == 1
+
+    second = loaded(root=str(folder), img_resolution=8, cache="disk", cache_dir=str(cache_dir))
+    assert calls[0] == 5  # read from the cache, nothing decoded
+    assert torch.equal(all_images(first), all_images(second))
+
+    Image.fromarray(np.full((16, 16, 3), 255, dtype=np.uint8)).save(folder / "2.png")
+    third = loaded(root=str(folder), img_resolution=8, cache="disk", cache_dir=str(cache_dir))
+    assert calls[0] == 10
+    assert torch.all(all_images(third)[2] == 1) and not torch.equal(all_images(third), all_images(first))
+    assert len(list(cache_dir.glob("*.npy"))) == 1  # the stale cache was removed
+
+    loaded(root=str(folder), img_resolution=4, cache="disk", cache_dir=str(cache_dir))
+    assert calls[0] == 15  # another setting, another cache
+    assert len(list(cache_dir.glob("*.npy"))) == 2
+
+
+def test_memory_disk_and_no_cache_agree(tmp_path):
+    folder = write_folder(tmp_path / "imgs", n=5, size=(24, 20))
+    results = [
+        all_images(loaded(root=str(folder), img_resolution=8, cache=cache, cache_dir=str(tmp_path / "cache")))
+        for cache in ("memory", "disk", "none")
+    ]
+    assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
+
+
+def test_default_cache_dir_is_next_to_the_data_or_in_home(tmp_path, monkeypatch):
+    data = tmp_path / "data" / "imgs"
+    assert images_module.default_cache_dir(data) == tmp_path / "data" / ".gans-cache"
+    monkeypatch.setattr(images_module, "writable_dir", lambda path: False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert images_module.default_cache_dir(data) == tmp_path / "home" / ".cache" / "gans"
+
+
+# Progressive growing and flips.
+
+
+def test_set_stage_serves_average_pooled_images_in_the_new_batch_size(tmp_path):
+    dm = loaded(root=str(write_folder(tmp_path / "imgs", n=12, size=(16, 16))), img_resolution=16)
+    assert (dm.resolution, dm.batch_size) == (16, 4)
+    dm.set_stage(4, batch_size=6)
+    assert (dm.resolution, dm.batch_size) == (4, 6) and dm.data_shape == (3, 16, 16)
+    loader = dm.train_dataloader()
+    images, labels = next(iter(loader))
+    assert images.shape == (6, 3, 4, 4) and labels.shape == (6,)
+    indices = [3, 0, 7, 11]
+    full = dm.real_dataset()[indices][0]
+    assert full.shape == (4, 3, 16, 16)
+    assert torch.equal(loader.dataset[indices][0], F.avg_pool2d(full, 4))
+    dm.set_stage(8)
+    assert dm.batch_size == 6 and next(iter(dm.train_dataloader()))[0].shape == (6, 3, 8, 8)
+    for bad in (3, 6, 32, 2):
+        with pytest.raises(ConfigError, match="power of two"):
+            dm.set_stage(bad)
+
+
+def test_xflip_flips_about_half_reproducibly(tmp_path):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    halves(8, 8).save(root / "a.png")
+    dm = loaded(root=str(root), img_resolution=8, xflip=True, batch_size=1)
+    served = dm.train_dataloader().dataset
+    torch.manual_seed(0)
+    images = served[[0] * 400][0]
+    flipped = images[:, 0, 0, 0] == 1  # white on the left
+    assert torch.equal(images[flipped], images[~flipped][:1].flip(-1).expand(int(flipped.sum()), -1, -1, -1))
+    assert 0.4 < flipped.float().mean() < 0.6
+    torch.manual_seed(0)
+    assert torch.equal(served[[0] * 400][0], images)
+    assert torch.equal(dm.real_dataset()[0][0], images[~flipped][0])  # real images are never flipped
+
+
+def test_whole_batches_under_a_distributed_sampler(tmp_path):
+    """Lightning swaps in a DistributedSampler under DDP and keeps batch_size and collate_fn: batches stay whole."""
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    dm = loaded(root=str(write_folder(tmp_path / "imgs", n=12)), img_resolution=8)
+    loader = dm.train_dataloader()
+    sampler = DistributedSampler(loader.dataset, num_replicas=2, rank=1)
+    ddp = DataLoader(loader.dataset, batch_size=3, sampler=sampler, drop_last=True, collate_fn=loader.collate_fn)
+    batches = list(ddp)
+    assert len(batches) == 2 and batches[0][0].shape == (3, 3, 8, 8) and batches[0][1].shape == (3,)
+
+
+# Errors.
+
+
+def test_bad_img_resolution():
+    for bad in (0, 3, 2, 48, 100):
+        with pytest.raises(ConfigError, match=f"got {bad}"):
+            ImageFolderDataModule(img_resolution=bad)
+    with pytest.raises(ConfigError, match="img_channels"):
+        ImageFolderDataModule(img_channels=4)
+    with pytest.raises(ConfigError, match="cache"):
+        ImageFolderDataModule(cache="ram")
+
+
+def test_missing_root(tmp_path):
+    root = tmp_path / "nowhere"
+    with pytest.raises(DataNotFoundError, match="does not exist"):
+        loaded(root=str(root))
+    with pytest.raises(DataNotFoundError, match="github.com/NVlabs/ffhq-dataset.*--thumbs") as info:
+        loaded(FFHQDataModule, root=str(root))
+    assert str(root) in str(info.value)
+    with pytest.raises(DataNotFoundError, match="MLDS.*images/.*tags.csv"):
+        loaded(AnimeFacesDataModule, root=str(root))
+    with pytest.raises(DataNotFoundError, match="MLDS"):
+        AnimeFacesDataModule(root=str(root), tags_file=str(root / "tags.csv"))
+
+
+def test_folder_or_zip_without_images(tmp_path):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("no images here")
+    with pytest.raises(DataNotFoundError, match="holds no images"):
+        loaded(root=str(folder))
+    with pytest.raises(DataNotFoundError, match="zip .* holds no images"):
+        loaded(root=str(zip_folder(folder, tmp_path / "empty.zip")))
+
+
+def test_images_smaller_than_img_resolution(tmp_path):
+    folder = write_folder(tmp_path / "imgs", n=2, size=(89, 109))
+    for cache in ("memory", "none"):
+        with pytest.raises(ConfigError, match="is 89x109 px, smaller than img_resolution=128.* 64 or lower"):
+            loaded(root=str(folder), img_resolution=128, cache=cache)
+
+
+def test_undecodable_files_are_skipped_with_one_warning(tmp_path):
+    folder = write_folder(tmp_path / "imgs", n=4)
+    for name in ("bad1.png", "bad2.jpg"):
+        (folder / name).write_bytes(b"not an image")
+    for cache in ("memory", "disk", "none"):
+        with pytest.warns(UserWarning, match="Skipped 2 of 6 files.*bad1.png, bad2.jpg") as record:
+            dm = loaded(root=str(folder), img_resolution=8, cache=cache, cache_dir=str(tmp_path / "cache"))
+        assert len([w for w in record if "Skipped" in str(w.message)]) == 1
+        assert len(dm.real_dataset()) == 4 and "bad1.png" not in dm.names
+
+
+def test_only_undecodable_files(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "bad.png").write_bytes(b"broken")
+    with pytest.raises(DataNotFoundError, match="None of the 1 image files"):
+        loaded(root=str(folder), img_resolution=8)
+
+
+def test_fewer_images_than_a_batch(tmp_path):
+    dm = loaded(root=str(write_folder(tmp_path / "imgs", n=3)), img_resolution=8, batch_size=4)
+    with pytest.raises(ConfigError, match="3 usable images, fewer than batch_size=4"):
+        dm.train_dataloader()
+
+
+# Anime faces.
+
+
+def test_parse_tags():
+    assert parse_tags("blonde hair blue eyes") == Tags(("blonde",), ("blue",))
+    assert parse_tags(" Blue Eyes ,  red hair  ") == Tags(("red",), ("blue",))
+    assert parse_tags("long hair red hair bicolored eyes").hair == ("long", "red")
+    tags = parse_tags("pink hair bicolored eyes")
+    assert tags.eyes == (BICOLORED,) and tags.bicolored and not tags.ambiguous
+    two = parse_tags("pink hair blue eyes red eyes")
+    assert two.bicolored and two.ambiguous
+    assert parse_tags("green hair").untagged and parse_tags("").untagged
+    assert parse_tags("aqua hair aqua hair aqua eyes") == Tags(("aqua",), ("aqua",))
+
+
+def write_anime(root: Path, lines: list[str], n: int = 8) -> Path:
+    write_folder(root, n=n, size=(8, 8), sub="images")
+    (root / "tags.csv").write_text("\n".join(lines) + "\n")
+    return root / "tags.csv"
+
+
+TAGS = [
+    "0,blonde hair blue eyes",
+    "1,red hair green eyes",
+    "2,blonde hair green eyes",
+    "3,red hair blonde hair blue eyes",  # ambiguous hair
+    "4,red hair bicolored eyes",
+    "5,blue eyes",  # no hair colour
+    "6,red hair blue eyes red eyes",  # two eye colours
+]  # 7 has no line
+
+
+def anime(root: Path, tags: Path | None, **kwargs) -> AnimeFacesDataModule:
+    return loaded(AnimeFacesDataModule, root=str(root), tags_file=str(tags) if tags else None, img_resolution=8, batch_size=2, **kwargs)
+
+
+def test_anime_labels_follow_the_tags_file(tmp_path):
+    tags = write_anime(tmp_path, TAGS)
+    dm = anime(tmp_path, tags)  # the report's cleaning: keep 0, 1, 2
+    assert dm.class_names == [["blonde", "red"], ["blue", "green"]]
+    assert dm.num_classes == [2, 2]
+    assert [Path(name).stem for name in dm.names] == ["0", "1", "2"]
+    labels = torch.stack([dm.real_dataset()[i][1] for i in range(3)])
+    assert labels.tolist() == [[0, 0], [1, 1], [0, 1]]
+    images, batch_labels = next(iter(dm.train_dataloader()))
+    assert images.shape == (2, 3, 8, 8) and batch_labels.shape == (2, 2) and batch_labels.dtype == torch.int64
+    assert dm.multi_hot(labels).tolist() == [[1, 0, 1, 0], [0, 1, 0, 1], [1, 0, 0, 1]]
+
+
+def test_anime_cleaning_options(tmp_path):
+    tags = write_anime(tmp_path, TAGS)
+    keep_bicolored = anime(tmp_path, tags, drop_bicolored=False)
+    assert [Path(n).stem for n in keep_bicolored.names] == ["0", "1", "2", "4"]
+    assert keep_bicolored.class_names[1] == ["bicolored", "blue", "green"]
+    assert keep_bicolored.real_dataset()[3][1].tolist() == [1, 0]  # red hair, bicolored eyes
+
+    with pytest.raises(ConfigError, match="1 images have several hair colours .*images/3.png.*drop_ambiguous"):
+        anime(tmp_path, tags, drop_ambiguous=False)
+    # Only red hair counts: 3 is no longer ambiguous, blonde images become untagged; two eye colours are "bicolored".
+    red = anime(tmp_path, tags, drop_ambiguous=False, drop_bicolored=False, hair_colors=["red"])
+    assert [Path(n).stem for n in red.names] == ["1", "3", "4", "6"]
+    assert red.class_names == [["red"], ["bicolored", "blue", "green"]]
+    assert [red.real_dataset()[i][1].tolist() for i in range(4)] == [[0, 2], [0, 1], [0, 0], [0, 0]]
+    with pytest.raises(ConfigError, match="2 images have no hair or eye colour .*5.png, images/7.png.*drop_untagged"):
+        anime(tmp_path, tags, drop_untagged=False)
+
+    fixed = anime(tmp_path, tags, hair_colors=["red", "blonde"], eye_colors=["green", "blue"])
+    assert fixed.class_names == [["red", "blonde"], ["green", "blue"]]
+    assert fixed.real_dataset()[0][1].tolist() == [1, 1]  # blonde hair, blue eyes
+
+
+def test_anime_unconditional_and_augmented(tmp_path):
+    write_anime(tmp_path, TAGS)
+    dm = anime(tmp_path, None, rotate_degrees=5, xflip=True)
+    assert dm.num_classes == 0 and len(dm.real_dataset()) == 8 and dm.class_names == [[], []]
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.shape == (2, 3, 8, 8) and not labels.any()
+    assert images.min() >= -1 and images.max() <= 1
+    with pytest.raises(ConfigError, match="rotate_degrees"):
+        AnimeFacesDataModule(rotate_degrees=-1)
+
+
+def test_anime_rotation_fills_corners_from_the_border(tmp_path):
+    from datamodules.anime import EdgeRotation
+
+    image = torch.ones(3, 16, 16)
+    torch.manual_seed(0)
+    rotated = EdgeRotation(5)(image)
+    assert rotated.shape == (3, 16, 16) and torch.allclose(rotated, image)  # no dark corners
+    ramp = torch.linspace(-1, 1, 16).expand(3, 16, 16)
+    assert not torch.allclose(EdgeRotation(10)(ramp), ramp)
+
+
+def test_read_tags_skips_a_header_and_merges_repeated_ids(tmp_path):
+    path = tmp_path / "tags.csv"
+    path.write_text("id,tags\n\n0,red hair\n0,blue eyes\n1,aqua hair aqua eyes")
+    assert read_tags(path) == {"0": Tags(("red",), ("blue",)), "1": Tags(("aqua",), ("aqua",))}
+    path.write_text("0 red hair blue eyes\n")
+    with pytest.raises(DataNotFoundError, match="line 1"):
+        read_tags(path)
+
+
+def test_anime_tag_file_errors(tmp_path):
+    tags = write_anime(tmp_path, TAGS, n=8)
+    with pytest.raises(DataNotFoundError, match="Tags file .*missing.csv not found.*set it to null"):
+        AnimeFacesDataModule(root=str(tmp_path), tags_file=str(tmp_path / "missing.csv"))
+    tags.write_text("\n".join(TAGS + ["8,red hair blue eyes", "9,red hair blue eyes"]))
+    with pytest.raises(DataNotFoundError, match="tags 2 ids with no image .*8, 9"):
+        anime(tmp_path, tags)
+    tags.write_text("0,red hair\n1,blue eyes\n")
+    with pytest.raises(DataNotFoundError, match="no usable"):
+        anime(tmp_path, tags)
+    tags.write_text("0,red hair blue eyes\n")
+    dm = AnimeFacesDataModule(root=str(tmp_path), tags_file=str(tags), hair_colors=["black"], eye_colors=["blue"])
+    with pytest.raises(DataNotFoundError, match="left after cleaning"):
+        dm.select([f"images/{i}.png" for i in range(8)])
+
+
+# MNIST's cached tensor against the per-image transforms.
+
+
+@pytest.mark.parametrize("img_resolution", [28, 32, 16, 64])
+def test_mnist_cached_tensor_matches_the_pil_transforms(tmp_path, img_resolution):
+    root = tmp_path / "mnist"
+    write_mnist_idx(root, "test", n=6, seed=7)
+    dm = MNISTDataModule(root=str(root), split="test", img_resolution=img_resolution, num_workers=0, download=False)
+    dm.setup("fit")
+    from datamodules.mnist import MNISTSplit
+
+    reference = MNISTSplit(root, "test", download=False, transform=dm.transform())
+    for i in range(6):
+        image, label = dm.dataset[i]
+        expected, expected_label = reference[i]
+        assert image.shape == (1, img_resolution, img_resolution)
+        torch.testing.assert_close(image, expected, atol=1 / 255, rtol=0)
+        assert int(label) == expected_label
