@@ -29,11 +29,13 @@ class KimgCheckpoint(ModelCheckpoint):
     File names may use ``{kimg}`` (thousands of images at the save), as in the default ``kimg{kimg:07.1f}``.
     """
 
-    def __init__(self, every_kimg: float = 100.0, filename: str | None = "kimg{kimg:07.1f}", **kwargs: Any) -> None:
+    def __init__(self, every_kimg: float = 100.0, filename: str | None = "kimg{kimg:07.1f}", auto_insert_metric_name: bool = False, **kwargs: Any) -> None:
         """
         Args:
             every_kimg: thousands of real images between checkpoints (all ranks together); 0 = only at the end.
             filename: checkpoint file name pattern; ``{kimg}`` is the thousands of images seen.
+            auto_insert_metric_name: ModelCheckpoint's ``{kimg}`` -> ``kimg=...`` rewriting; off, so that the
+                default name is ``kimg00010.0.ckpt`` (explicit here: the CLI passes every ModelCheckpoint default).
             **kwargs: the other arguments of :class:`lightning.pytorch.callbacks.ModelCheckpoint`
                 (not ``every_n_train_steps``, ``every_n_epochs`` or ``train_time_interval``: this callback decides when).
         """
@@ -42,8 +44,7 @@ class KimgCheckpoint(ModelCheckpoint):
                 raise ConfigError(f"KimgCheckpoint saves every every_kimg thousand images; remove {trigger} (it counts something else).")
         if every_kimg < 0:
             raise ConfigError(f"KimgCheckpoint every_kimg must be >= 0 (0 = only at the end), got {every_kimg}.")
-        kwargs.setdefault("auto_insert_metric_name", False)
-        super().__init__(filename=filename, every_n_train_steps=0, every_n_epochs=0, **kwargs)
+        super().__init__(filename=filename, auto_insert_metric_name=auto_insert_metric_name, every_n_train_steps=0, every_n_epochs=0, **kwargs)
         self.every_kimg = every_kimg
         self.schedule = KimgSchedule(every_kimg)
         self._saved_at_images: int | None = None

@@ -89,7 +89,8 @@ def scatter_picture(real: Tensor, fake: Tensor, mixture: str | None, title: str)
 class SampleGrid(L.Callback):
     """Every ``every_n_steps`` training steps (and at the end), draw samples from fixed latents.
 
-    Writes ``<run folder>/samples/step_XXXXXXX.png`` and ``samples/latest.png``, and logs the
+    Writes ``<run folder>/samples/step_XXXXXXX.png`` and ``samples/latest.png`` (and, for conditional models,
+    ``samples/labels.txt``: each cell's label, in words when the datamodule has ``class_names``), and logs the
     picture as ``samples`` to W&B (``log_image``) or TensorBoard (``add_image``); CSV logs only the file.
     """
 
@@ -116,7 +117,26 @@ class SampleGrid(L.Callback):
         label_space = getattr(pl_module, "label_space", None)
         if label_space is not None and label_space.conditional:
             self._labels = label_space.for_indices(torch.arange(self.num_samples))  # every class in turn
+            self._write_label_names(trainer)
         self._real = None
+
+    def label_names(self, trainer: L.Trainer) -> list[str]:
+        """The fixed labels of the grid's samples in words, one per sample (``red hair, blue eyes``), from the
+        datamodule's ``class_names`` (one list per label head), or class numbers when it has none."""
+        heads = self._labels.reshape(len(self._labels), -1)
+        names = getattr(trainer.datamodule, "class_names", None)
+        if not names or len(names) != heads.shape[1]:
+            return [", ".join(str(int(c)) for c in row) for row in heads]
+        return [", ".join(names[h][int(c)] for h, c in enumerate(row)) for row in heads]
+
+    def _write_label_names(self, trainer: L.Trainer) -> None:
+        """``samples/labels.txt``: the label of each grid cell, row by row."""
+        if not trainer.is_global_zero:
+            return
+        out_dir = run_dir(trainer) / "samples"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        lines = [f"{i} (row {i // self.nrow}, column {i % self.nrow}): {name}" for i, name in enumerate(self.label_names(trainer))]
+        (out_dir / "labels.txt").write_text("\n".join(lines) + "\n")
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self._real is None or self._real.shape[-1] != batch_images(batch).shape[-1]:  # new data size: a growth stage

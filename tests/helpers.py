@@ -5,8 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import zipfile
+
 import lightning as L
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 
@@ -45,3 +49,25 @@ class TinyFeatures(nn.Module):
         self.images_seen += images.shape[0]
         h = self.conv(images.float() / 127.5 - 1)
         return torch.cat([h.mean((2, 3)), h.std((2, 3))], dim=1)
+
+
+def random_images(n: int, size: tuple[int, int] = (16, 16), seed: int = 0) -> np.ndarray:
+    """``n`` random RGB images [n, height, width, 3]."""
+    width, height = size
+    return np.random.default_rng(seed).integers(0, 256, size=(n, height, width, 3), dtype=np.uint8)
+
+
+def write_folder(root: Path, n: int = 8, size: tuple[int, int] = (16, 16), seed: int = 0, sub: str = "") -> Path:
+    """``n`` random PNGs named ``0.png`` ... under ``root/sub``."""
+    folder = root / sub
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, pixels in enumerate(random_images(n, size, seed)):
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
+def zip_folder(folder: Path, path: Path) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for file in sorted(folder.rglob("*")):
+            archive.write(file, file.relative_to(folder).as_posix())
+    return path

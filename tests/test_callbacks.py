@@ -171,3 +171,19 @@ def test_periodic_pictures_are_labelled_with_the_batches_trained(tmp_path):
     for step, trained in callback.calls:
         assert step == trained
     assert {step for step, _ in callback.calls} == {2, 4}  # after batches 2 and 4 (the end)
+
+
+def test_sample_grid_names_the_labels_of_its_cells() -> None:
+    """Conditional grids: each cell's label in words from the datamodule's class_names (anime hair/eye colours),
+    or as class numbers without them."""
+    from types import SimpleNamespace
+
+    from callbacks import SampleGrid
+    from gans.labels import LabelSpace
+
+    grid = SampleGrid(num_samples=4, nrow=2)
+    grid._labels = LabelSpace.from_num_classes([2, 3]).for_indices(torch.arange(4))
+    named = SimpleNamespace(datamodule=SimpleNamespace(class_names=[["blonde", "red"], ["blue", "green", "red"]]))
+    expected = [f"{['blonde', 'red'][int(h)]}, {['blue', 'green', 'red'][int(e)]}" for h, e in grid._labels]
+    assert grid.label_names(named) == expected and len(set(expected)) == 4
+    assert grid.label_names(SimpleNamespace(datamodule=None)) == [f"{int(h)}, {int(e)}" for h, e in grid._labels]

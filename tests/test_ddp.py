@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import write_folder
+
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_fit.py"
 
 
@@ -29,6 +31,26 @@ def test_ddp_two_processes_keep_ranks_identical(tmp_path: Path, model: str) -> N
     # 12 optimizer steps with n_critic 2 = 8 batches (8 D + 4 G steps); images counted over both ranks.
     assert rank0["g_steps"] == rank1["g_steps"] == 4
     assert rank0["images_seen"] == rank1["images_seen"] == 8 * 8 * 2
+
+
+def test_ddp_progressive_growing_keeps_ranks_identical_through_every_phase(tmp_path: Path) -> None:
+    """ProGAN grown 4 -> 16 on 2 processes: the schedule (from the images of both ranks), the rebuilt dataloaders
+    with a per-resolution batch size, the optimizer resets and the blocks a stage does not use (DDP's unused
+    parameters) leave the ranks identical, at the same stage."""
+    write_folder(tmp_path / "images", n=32, size=(16, 16))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path), "progan", str(tmp_path / "images")], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    for name, value in rank0["after"].items():
+        assert torch.equal(value, rank1["after"][name]), f"{name} differs across ranks"
+    moved = {k for k, v in rank0["after"].items() if v.is_floating_point() and not torch.equal(v, rank0["before"][k])}
+    assert {"generator.to_rgb.16.weight", "discriminator.from_rgb.16.weight", "generator.to_rgb.4.weight"} <= moved
+    assert rank0["images_seen"] == rank1["images_seen"] == 32 + 32 + 32 + 32 + 2 * 8 * 2
+    assert (rank0["resolution"], rank0["alpha"], rank0["batch_size"]) == (rank1["resolution"], rank1["alpha"], rank1["batch_size"]) == (16, 1.0, 8)
 
 
 PROPERTIES = Path(__file__).parent / "scripts" / "ddp_properties.py"

@@ -6,22 +6,33 @@ import pytest
 import yaml
 
 from gans.cli import cli
+from helpers import write_folder, zip_folder
 
 EXPERIMENTS = sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml"))
 
 
-def overrides(config: Path, mnist_root: Path) -> list[str]:
-    data_class = yaml.safe_load(config.read_text())["data"]["class_path"]
+IMAGE_DATA = {"datamodules.ImageFolderDataModule", "datamodules.FFHQDataModule", "datamodules.AnimeFacesDataModule"}
+
+
+def overrides(config: Path, mnist_root: Path, tmp_path: Path) -> list[str]:
+    data = yaml.safe_load(config.read_text())["data"]
+    data_class = data["class_path"]
     if data_class == "datamodules.MNISTDataModule":
         return [f"--data.init_args.root={mnist_root}", "--data.init_args.download=false", "--data.init_args.batch_size=8", "--data.init_args.num_workers=0"]
     if data_class == "datamodules.ToyDataModule":
         return ["--data.init_args.num_samples=256", "--data.init_args.batch_size=32"]
+    if data_class in IMAGE_DATA:  # a tiny folder (or zip, like the config's) of images at the config's resolution
+        side = data["init_args"]["img_resolution"]
+        root = write_folder(tmp_path / "images", n=64 if side <= 64 else 16, size=(side, side), sub="images")
+        if str(data["init_args"]["root"]).endswith(".zip"):
+            root = zip_folder(root, tmp_path / "images.zip")
+        return [f"--data.init_args.root={root}", "--data.init_args.batch_size=8", "--data.init_args.num_workers=0", f"--data.init_args.cache_dir={tmp_path / 'cache'}"]
     raise AssertionError(f"{config.name}: add tiny-data overrides for {data_class}")
 
 
 def test_every_experiment_is_tested() -> None:
     names = {p.stem for p in EXPERIMENTS}
-    assert {"quickstart", "gan_mnist", "cgan_mnist", "dcgan_mnist", "lsgan_mnist", "wgan_mnist", "wgan_gp_mnist"} <= names
+    assert {"quickstart", "gan_mnist", "cgan_mnist", "dcgan_mnist", "lsgan_mnist", "wgan_mnist", "wgan_gp_mnist", "progan", "progan_anime", "progan_faces_cpu"} <= names
 
 
 def with_tiny_fid(config: Path, out: Path) -> Path:
@@ -39,7 +50,7 @@ def test_experiment_fits_a_few_steps(config: Path, mnist_root: Path, tmp_path: P
     monkeypatch.chdir(tmp_path)  # the configs write to runs/<name> relative to the working directory
     monkeypatch.setenv("GANS_CACHE", str(tmp_path / "cache"))
     config = with_tiny_fid(config, tmp_path / config.name)
-    args = ["fit", "--config", str(config), "--trainer.max_steps=4", "--trainer.max_epochs=1", "--trainer.accelerator=cpu", *overrides(config, mnist_root)]
+    args = ["fit", "--config", str(config), "--trainer.max_steps=4", "--trainer.max_epochs=1", "--trainer.accelerator=cpu", *overrides(config, mnist_root, tmp_path)]
     run = cli(args)
     model, trainer = run.model, run.trainer
     assert trainer.global_step == 4
@@ -47,15 +58,21 @@ def test_experiment_fits_a_few_steps(config: Path, mnist_root: Path, tmp_path: P
     assert trainer.callback_metrics["train/d_loss"].isfinite()
     pictures = list(tmp_path.rglob("samples/latest.png"))
     assert pictures, "SampleGrid wrote no picture"
-    if len(trainer.datamodule.data_shape) == 3:  # images: the FID callback ran at the end
+    callbacks = {c["class_path"] for c in yaml.safe_load(config.read_text())["trainer"].get("callbacks", [])}
+    if "callbacks.FID" in callbacks:  # it ran at the end
         assert trainer.callback_metrics["metrics/fid"].isfinite()
+    if "callbacks.ProgressiveGrowing" in callbacks:  # growing starts at 4x4, at the config's final size
+        assert trainer.callback_metrics["train/resolution"] == 4 and model.current_resolution == 4
+        assert model.resolutions[-1] == trainer.datamodule.data_shape[-1]
+    checkpoints = [p.name for p in tmp_path.rglob("*.ckpt")]
+    assert all("=" not in name for name in checkpoints), checkpoints
 
 
 def test_predict_writes_reproducible_samples_from_a_checkpoint(mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GANS_CACHE", str(tmp_path / "cache"))
     config = str(with_tiny_fid(Path(__file__).parents[1] / "experiments" / "dcgan_mnist.yaml", tmp_path / "dcgan_mnist.yaml"))
-    data = overrides(Path(config), mnist_root) + ["--data.init_args.num_predict=10", "--data.init_args.predict_batch_size=4"]
+    data = overrides(Path(config), mnist_root, tmp_path) + ["--data.init_args.num_predict=10", "--data.init_args.predict_batch_size=4"]
     cli(["fit", "--config", config, "--trainer.max_steps=4", "--trainer.accelerator=cpu", "--trainer.logger=false", *data])
     ckpt = tmp_path / "runs" / "dcgan_mnist" / "checkpoints" / "last.ckpt"
     assert ckpt.exists()

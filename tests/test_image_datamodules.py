@@ -17,28 +17,7 @@ from conftest import write_mnist_idx
 from datamodules import AnimeFacesDataModule, FFHQDataModule, ImageFolderDataModule, MNISTDataModule
 from datamodules.anime import BICOLORED, Tags, parse_tags, read_tags
 from gans.errors import ConfigError, DataNotFoundError
-
-
-def random_images(n: int, size: tuple[int, int] = (16, 16), seed: int = 0) -> np.ndarray:
-    """``n`` random RGB images [n, height, width, 3]."""
-    width, height = size
-    return np.random.default_rng(seed).integers(0, 256, size=(n, height, width, 3), dtype=np.uint8)
-
-
-def write_folder(root: Path, n: int = 8, size: tuple[int, int] = (16, 16), seed: int = 0, sub: str = "") -> Path:
-    """``n`` random PNGs named ``0.png`` ... under ``root/sub``."""
-    folder = root / sub
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, pixels in enumerate(random_images(n, size, seed)):
-        Image.fromarray(pixels).save(folder / f"{i}.png")
-    return root
-
-
-def zip_folder(folder: Path, path: Path) -> Path:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        for file in sorted(folder.rglob("*")):
-            archive.write(file, file.relative_to(folder).as_posix())
-    return path
+from helpers import random_images, write_folder, zip_folder
 
 
 def loaded(cls=ImageFolderDataModule, **kwargs):

@@ -1,7 +1,8 @@
 """Fit a tiny model with DDP on 2 CPU processes (gloo) and save each rank's parameters.
 
-Run by tests/test_ddp.py as ``python ddp_fit.py OUT_DIR MODEL``; Lightning's launcher starts rank 1
-by re-running this command.
+Run by tests/test_ddp.py as ``python ddp_fit.py OUT_DIR MODEL [IMAGE_FOLDER]``; Lightning's launcher starts
+rank 1 by re-running this command. ``progan`` grows 4 -> 16 through every phase on the images of IMAGE_FOLDER
+(per-resolution batch sizes, so the dataloaders are rebuilt mid-run on both ranks).
 """
 
 import sys
@@ -11,26 +12,44 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from gans import DCGAN, WGANGP
+from callbacks import ProgressiveGrowing
+from datamodules import ImageFolderDataModule
+from gans import DCGAN, WGANGP, ProGAN
 
 out_dir, model_name = Path(sys.argv[1]), sys.argv[2]
 L.seed_everything(0)
-model_cls = {"dcgan": DCGAN, "wgan_gp": WGANGP}[model_name]
-model = model_cls(img_resolution=16, img_channels=1, z_dim=8, ngf=8, ndf=8, n_critic=2)
-# Different data per rank (DistributedSampler): the ranks only agree if gradients are averaged.
-images = torch.rand(64, 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
-loader = DataLoader(TensorDataset(images, torch.zeros(64, dtype=torch.long)), batch_size=8, shuffle=True)
+callbacks, max_steps = [], 12
+if model_name == "progan":
+    model = ProGAN(img_resolution=16, z_dim=8, fmap_base=64, fmap_max=16, mbstd_group_size=2)
+    # Phases of 32 images over both ranks: 4 stable (2 batches of 2 x 8), 8 fading in and 8 stable (4 batches of
+    # 2 x 4 each), 16 fading in (2 batches of 2 x 8), then 2 batches at 16 stable: 14 batches = 28 optimizer steps.
+    callbacks, max_steps = [ProgressiveGrowing(stable_kimg=0.032, fade_kimg=0.032, batch_size={8: 4})], 28
+    data = ImageFolderDataModule(root=sys.argv[3], img_resolution=16, batch_size=8, num_workers=0, cache_dir=str(out_dir / "cache"))
+else:
+    model_cls = {"dcgan": DCGAN, "wgan_gp": WGANGP}[model_name]
+    model = model_cls(img_resolution=16, img_channels=1, z_dim=8, ngf=8, ndf=8, n_critic=2)
+    # Different data per rank (DistributedSampler): the ranks only agree if gradients are averaged.
+    images = torch.rand(64, 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    data = DataLoader(TensorDataset(images, torch.zeros(64, dtype=torch.long)), batch_size=8, shuffle=True)
 trainer = L.Trainer(
     accelerator="cpu",
     devices=2,
     strategy="ddp",
-    max_steps=12,
+    max_steps=max_steps,
+    max_epochs=-1,
     logger=False,
     enable_checkpointing=False,
     enable_progress_bar=False,
     enable_model_summary=False,
+    callbacks=callbacks,
 )
 before = {k: v.clone() for k, v in model.state_dict().items()}
-trainer.fit(model, loader)
+if isinstance(data, DataLoader):
+    trainer.fit(model, data)
+else:
+    trainer.fit(model, datamodule=data)
 state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-torch.save({"before": before, "after": state, "g_steps": model.g_steps, "images_seen": model.images_seen}, out_dir / f"rank{trainer.global_rank}.pt")
+record = {"before": before, "after": state, "g_steps": model.g_steps, "images_seen": model.images_seen}
+if model_name == "progan":
+    record.update(resolution=model.current_resolution, alpha=model.alpha, batch_size=data.batch_size)
+torch.save(record, out_dir / f"rank{trainer.global_rank}.pt")

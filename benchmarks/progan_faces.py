@@ -1,0 +1,121 @@
+"""ProGAN growing 4 -> 32 on the shared face photos on 2 CPU cores: wall time, a sample grid at every
+resolution, and FID/KID against kimg.
+
+1. Trains with ``lightning fit --config experiments/progan_faces_cpu.yaml`` (skipped with ``--skip-fit``
+   when ``--run`` already holds a finished run), timing it and the CPU the rest of the machine used.
+2. For the checkpoint at the end of every resolution (the config saves one per 10-kimg phase), samples
+   the EMA generator at its stage from fixed latents: ``benchmarks/results/progan_faces_cpu_stages.png``
+   (one row per checkpoint: the same 12 latents at 4, 8, 16, 32 px, lower stages nearest-upsampled) and
+   the final 8x8 grid ``benchmarks/results/progan_faces_cpu.png``.
+3. FID and KID of ``--num`` samples against the first ``--num`` images of the zip (TF FID Inception,
+   real features cached in ``<run>/real_features.pt``; about 5 images/s on 2 cores).
+
+    python benchmarks/progan_faces.py                     # about 20 min of training + 17 min of metrics
+    python benchmarks/progan_faces.py --skip-fit          # metrics and pictures of an existing run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
+from torchvision.utils import make_grid, save_image
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
+
+from callbacks.fid import _Precomputed  # noqa: E402
+from datamodules import ImageFolderDataModule  # noqa: E402
+from gans import ProGAN  # noqa: E402
+from gans.inception import InceptionFeatures, to_uint8  # noqa: E402
+from mnist_dcgan import run_measured  # noqa: E402
+
+CONFIG = REPO / "experiments" / "progan_faces_cpu.yaml"
+FACES = REPO.parent / "shared" / "data" / "faces" / "celeba-10k.zip"
+RESULTS = HERE / "results"
+
+
+def features(extractor: InceptionFeatures, images_uint8: torch.Tensor, batch: int = 50) -> torch.Tensor:
+    return torch.cat([extractor(chunk) for chunk in images_uint8.split(batch)])
+
+
+def real_features(run: Path, extractor: InceptionFeatures, num: int) -> torch.Tensor:
+    cache = run / f"real_features_{num}.pt"
+    if cache.exists():
+        return torch.load(cache, weights_only=True)
+    data = ImageFolderDataModule(root=str(FACES), img_resolution=32, cache="memory", num_workers=0)
+    data.setup("fit")
+    dataset = data.real_dataset()
+    images = torch.stack([dataset[i][0] for i in range(num)])
+    feats = features(extractor, to_uint8(images))
+    torch.save(feats, cache)
+    return feats
+
+
+def fid_kid(real: torch.Tensor, fake: torch.Tensor) -> tuple[float, float, float]:
+    fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]))
+    kid = KernelInceptionDistance(feature=_Precomputed(real.shape[1]), subsets=100, subset_size=min(1000, len(real), len(fake)))
+    for metric in (fid, kid):
+        metric.update(real, real=True)
+        metric.update(fake, real=False)
+    torch.manual_seed(0)
+    kid_mean, kid_std = kid.compute()
+    return float(fid.compute()), float(kid_mean), float(kid_std)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, default=HERE / "out" / "progan_faces_cpu", help="working folder of the run")
+    parser.add_argument("--skip-fit", action="store_true", help="evaluate the checkpoints of an existing run")
+    parser.add_argument("--num", type=int, default=1000, help="samples (and real images) for FID/KID")
+    parser.add_argument("--every", type=int, default=2, help="evaluate every n-th checkpoint (the config saves one per phase)")
+    args = parser.parse_args()
+    run = args.run.resolve()
+    summary: dict = {"config": str(CONFIG.relative_to(REPO)), "num_samples": args.num, "torch": torch.__version__}
+    if not args.skip_fit:
+        run.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "gans", "fit", "--config", str(CONFIG), f"--data.init_args.root={FACES}",
+               f"--trainer.default_root_dir={run / 'runs/progan_faces_cpu'}", "--trainer.enable_progress_bar=false"]
+        wall, foreign = run_measured(cmd, dict(os.environ))
+        summary.update(wall_s=round(wall), foreign_cpu_share=round(foreign, 2))
+
+    checkpoints = sorted((run / "runs" / "progan_faces_cpu" / "checkpoints").glob("kimg*.ckpt"))
+    checkpoints = checkpoints[:: args.every] if len(checkpoints) > 1 else checkpoints
+    torch.set_grad_enabled(False)
+    extractor = InceptionFeatures()
+    real = real_features(run, extractor, args.num)
+    rows, strips = [], []
+    for ckpt in checkpoints:
+        model = ProGAN.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
+        strips.append(model.sample_indexed(torch.arange(12)))
+        start = time.perf_counter()
+        fake = torch.cat([to_uint8(model.sample_indexed(idx)) for idx in torch.arange(args.num).split(100)])
+        fid, kid, kid_std = fid_kid(real, features(extractor, fake))
+        kimg = float(re.search(r"kimg([\d.]+)", ckpt.stem).group(1).rstrip("."))
+        row = {"kimg": kimg, "resolution": model.current_resolution, "alpha": model.alpha, "fid": round(fid, 1),
+               "kid_x1e3": round(kid * 1e3, 1), "kid_std_x1e3": round(kid_std * 1e3, 1), "eval_s": round(time.perf_counter() - start)}
+        print(row, flush=True)
+        rows.append(row)
+        last = model
+    summary["curve"] = rows
+    RESULTS.mkdir(exist_ok=True)
+    save_image(make_grid(torch.cat(strips).clamp(-1, 1).add(1).div(2), nrow=12, padding=1, pad_value=1.0), RESULTS / "progan_faces_cpu_stages.png")
+    save_image(make_grid(last.sample_indexed(torch.arange(64)).clamp(-1, 1).add(1).div(2), nrow=8, padding=1, pad_value=1.0), RESULTS / "progan_faces_cpu.png")
+    (RESULTS / "progan_faces_cpu.json").write_text(json.dumps(summary, indent=2))
+    print("| kimg | resolution | FID | KID x 1e3 |\n| --- | --- | --- | --- |")
+    for row in rows:
+        print(f"| {row['kimg']:g} | {row['resolution']} | {row['fid']} | {row['kid_x1e3']} ± {row['kid_std_x1e3']} |")
+
+
+if __name__ == "__main__":
+    main()
