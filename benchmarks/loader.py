@@ -8,6 +8,11 @@
 
     python benchmarks/loader.py --mnist ../shared/data/mnist --faces ../shared/data/faces/celeba-10k.zip
     python benchmarks/loader.py --train 600     # training img/s of the MLP GAN (gan_mnist.yaml) on both loaders
+    python benchmarks/loader.py --stages 64 --batches 150   # progressive-growing stages of the faces zip at 64 px
+
+``--stages R`` times the low stages of progressive growing from a disk cache of the faces at R px, 0 workers:
+float-pooling full-resolution batches (the loader before the uint8 pyramid) against serving the stage's
+pyramid level, and the one-off time to build each level.
 
 ``--train N`` also trains ``gans.GAN`` with its defaults (experiments/gan_mnist.yaml: batch 100) for N batches
 on the MNIST test split through the same ``Trainer``, once with the old loader and once with the datamodule's
@@ -28,6 +33,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from datamodules import ImageFolderDataModule, MNISTDataModule
+from datamodules.images import ImageDataset, batch_loader
 from datamodules.mnist import MNISTSplit
 
 
@@ -96,6 +102,28 @@ def faces_rows(archive: Path, work: Path, args) -> list[tuple]:
     return rows
 
 
+def stage_rows(archive: Path, work: Path, resolution: int, args) -> list[tuple]:
+    """Img/s at each stage below ``resolution``: pooling full-resolution batches against the pyramid level."""
+    dm = ImageFolderDataModule(str(archive), img_resolution=resolution, batch_size=args.batch_size, num_workers=0,
+                               cache="disk", cache_dir=str(work / "stages"))
+    dm.prepare_data()
+    dm.setup("fit")
+    rows = []
+    stage = 4
+    while stage < resolution:
+        dm.set_stage(stage)
+        pooled = batch_loader(ImageDataset(dm.dataset.pixels, None, stage), args.batch_size, 0, False)
+        start = time.perf_counter()
+        level = dm.train_dataloader()  # builds the level
+        build_s = time.perf_counter() - start
+        before = images_per_second(pooled, args.batches)
+        after = images_per_second(level, args.batches)
+        rows.append((f"faces zip {resolution} px, {stage}x{stage} stage", f"{before:,.0f}", f"{after:,.0f}",
+                     f"{after / before:.1f}x", f"level built once in {build_s:.2f} s"))
+        stage *= 2
+    return rows
+
+
 class TrainingSpeed(L.Callback):
     """Images/s of the training loop from batch ``skip`` to the end."""
 
@@ -148,7 +176,18 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--train", type=int, default=0, help="also train the MLP GAN this many batches per loader")
+    parser.add_argument("--stages", type=int, default=0, help="only time the low stages of the faces at this resolution")
     args = parser.parse_args()
+    if args.stages:
+        print(f"load average (1/5/15 min) before: {load_average()}; torch threads {torch.get_num_threads()}")
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = stage_rows(args.faces, Path(tmp), args.stages, args)
+        print(f"load average after: {load_average()}\n")
+        print("| data, stage | before: pool full-size batches (img/s) | after: pyramid level (img/s) | speed-up | notes |")
+        print("| --- | --- | --- | --- | --- |")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+        return
     if args.train:
         with tempfile.TemporaryDirectory() as tmp:
             print(f"load average before: {load_average()}")

@@ -64,7 +64,7 @@ def real_features(run: Path, extractor: InceptionFeatures, num: int) -> torch.Te
 
 def fid_kid(real: torch.Tensor, fake: torch.Tensor) -> tuple[float, float, float]:
     fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]))
-    kid = KernelInceptionDistance(feature=_Precomputed(real.shape[1]), subsets=100, subset_size=min(1000, len(real), len(fake)))
+    kid = KernelInceptionDistance(feature=_Precomputed(real.shape[1]), subsets=100, subset_size=min(len(real), len(fake)) // 2)
     for metric in (fid, kid):
         metric.update(real, real=True)
         metric.update(fake, real=False)

@@ -17,11 +17,15 @@ The callback drives two small protocols, so that any growing model and any datam
   average-pooled to ``resolution`` in batches of ``batch_size``, so small stages do not load full-size
   images. Per-resolution batch sizes need it.
 
-When the images or batch size served change, the epoch ends before the batch in hand trains
-(:meth:`gans.core.AdversarialModule.request_new_epoch`) and the dataloaders are rebuilt. At every phase
+When the images or batch size served change, the dataloaders are rebuilt: at the end of the epoch if the
+change falls there, else the epoch ends before the next batch (drawn from the old dataloader) trains
+(:meth:`gans.core.AdversarialModule.request_new_epoch`). At every phase
 boundary the optimizers' moments are reset, as the official code does (``reset_opt_for_new_lod``).
 The phase is computed from ``images_seen``, which checkpoints carry, so a run resumed mid fade-in
-continues at the same resolution, alpha, batch size and learning rate, with the same optimizer states.
+continues at the same resolution, alpha, batch size and learning rate, with the same optimizer states;
+the checkpoint also names its phase (resolution, fading or stable), so a checkpoint written just before a
+boundary still resets the optimizers at it, and a schedule changed between runs is followed from the
+images seen. Epochs cut short for a new data stage do not step epoch-interval lr schedulers.
 """
 
 from __future__ import annotations
@@ -101,7 +105,7 @@ class ProgressiveGrowing(Callback):
             batch_size: batch size per device at the named resolutions (paper: 16, and 14, 6, 3 at 256, 512, 1024);
                 other resolutions keep the datamodule's. Needs a datamodule with ``set_stage``.
             lr: learning rate of every optimizer at the named resolutions (official: {1024: 0.0015} on one GPU);
-                other resolutions keep the model's.
+                other resolutions keep the model's. Not with lr schedulers (refused).
             reset_optimizers: clear the optimizers' state (Adam moments) at every phase boundary (official: yes).
         """
         super().__init__()
@@ -116,9 +120,10 @@ class ProgressiveGrowing(Callback):
         if any(b < 1 for b in self.batch_size.values()) or any(v <= 0 for v in self.lr.values()):
             raise ConfigError(f"Per-resolution batch sizes and learning rates must be positive, got {self.batch_size} and {self.lr}.")
         self.schedule: GrowthSchedule | None = None
-        self.phase_index: int | None = None  # the phase whose settings are applied; saved in checkpoints
+        self.phase_index: int | None = None  # the phase whose settings are applied
         self.base_lr: list[float] | None = None  # the optimizers' own learning rates; saved in checkpoints
         self.base_batch_size: int | None = None
+        self._restored_phase: tuple[int, bool] | None = None  # (resolution, fade) of the phase a checkpoint was in
         self._served: tuple[int, int] | None = None  # (resolution, batch size) the current dataloader serves
         self._reload_setting: int | None = None  # the trainer's reload_dataloaders_every_n_epochs while we override it
         self._announced: set[int] = set()
@@ -128,7 +133,8 @@ class ProgressiveGrowing(Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
-        missing = [name for name in GROWTH_PROTOCOL if not hasattr(pl_module, name)]
+        self.phase_index, self.base_lr, self.base_batch_size, self._served = None, None, None, None  # a new fit
+        missing = [name for name in (*GROWTH_PROTOCOL, "request_new_epoch") if not hasattr(pl_module, name)]
         if missing:
             raise ConfigError(
                 f"ProgressiveGrowing needs a growing model ({', '.join(GROWTH_PROTOCOL)}); {type(pl_module).__name__} "
@@ -146,8 +152,9 @@ class ProgressiveGrowing(Callback):
                 f"ProgressiveGrowing batch_size needs a datamodule with set_stage(resolution, batch_size); "
                 f"{type(datamodule).__name__} has none: use datamodules.ImageFolderDataModule (or a subclass), or drop batch_size."
             )
-        if self.base_batch_size is None:
-            self.base_batch_size = getattr(datamodule, "batch_size", None)
+        if self.lr and trainer.lr_scheduler_configs:
+            raise ConfigError("ProgressiveGrowing lr sets the learning rate per resolution and would fight the lr schedulers: use one of them.")
+        self.base_batch_size = getattr(datamodule, "batch_size", None)
         self.schedule = GrowthSchedule([r for r in stages if r >= self.start_resolution], self.stable_kimg, self.fade_kimg)
         max_kimg = getattr(pl_module, "max_kimg", 0)
         if max_kimg and max_kimg * 1000 < self.schedule.final_resolution_start():
@@ -159,8 +166,14 @@ class ProgressiveGrowing(Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         phase = self.schedule.phase_at(pl_module.images_seen)
-        if self.phase_index is None:  # a fresh run; a resumed one restored its phase
-            self.phase_index = phase.index
+        self.phase_index = phase.index
+        restored = self._restored_phase
+        if restored is not None and restored != (phase.resolution, phase.fade):
+            # The checkpoint was written in the previous phase (at a boundary): the transition, with its
+            # optimizer reset, is still to come at the first batch.
+            previous = [p.index for p in self.schedule.phases if (p.resolution, p.fade) == restored]
+            self.phase_index = previous[0] if previous else phase.index
+        self._restored_phase = None
         pl_module.set_growth(phase.resolution, phase.alpha(pl_module.images_seen))
         self._serve(trainer, phase.resolution)
         self._announce(pl_module, phase)
@@ -169,6 +182,9 @@ class ProgressiveGrowing(Callback):
         if self.base_lr is None:
             self.base_lr = [group["lr"] for opt in trainer.optimizers for group in opt.param_groups]
         self._set_lr(trainer, self.schedule.phases[self.phase_index].resolution)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.on_train_epoch_start(trainer, pl_module)  # the run may end inside an epoch cut short
 
     # Every batch: the phase of images_seen, a transition when it changed, then alpha.
 
@@ -182,17 +198,20 @@ class ProgressiveGrowing(Callback):
             self._set_lr(trainer, phase.resolution)
             self._announce(pl_module, phase)
         pl_module.set_growth(phase.resolution, phase.alpha(pl_module.images_seen))
-        if self._serve(trainer, phase.resolution):
+        if self._reload_setting is not None:  # this batch still comes from the old dataloader
+            pl_module.request_new_epoch()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        pl_module.log_train({"train/resolution": float(pl_module.current_resolution), "train/alpha": float(pl_module.alpha)})
+        # Decided here rather than when the next batch starts: when this batch ends the epoch anyway, the next
+        # epoch simply builds the new dataloaders, and no batch is drawn and dropped.
+        if self._serve(trainer, self.schedule.phase_at(pl_module.images_seen).resolution):
             self._reload_setting = trainer.reload_dataloaders_every_n_epochs
             trainer.reload_dataloaders_every_n_epochs = 1
-            pl_module.request_new_epoch()
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._reload_setting is not None:  # the new dataloaders are built: back to the user's setting
             trainer.reload_dataloaders_every_n_epochs, self._reload_setting = self._reload_setting, None
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
-        pl_module.log_train({"train/resolution": float(pl_module.current_resolution), "train/alpha": float(pl_module.alpha)})
 
     # Helpers.
 
@@ -210,6 +229,8 @@ class ProgressiveGrowing(Callback):
         return changed
 
     def _set_lr(self, trainer: L.Trainer, resolution: int) -> None:
+        if not self.lr:
+            return  # the optimizers keep their own learning rates
         groups = [group for opt in trainer.optimizers for group in opt.param_groups]
         for group, base in zip(groups, self.base_lr):
             group["lr"] = self.lr.get(resolution, base)
@@ -229,9 +250,11 @@ class ProgressiveGrowing(Callback):
     # Checkpoints.
 
     def state_dict(self) -> dict:
-        return {"phase_index": self.phase_index, "base_lr": self.base_lr, "base_batch_size": self.base_batch_size}
+        phase = None if self.phase_index is None else self.schedule.phases[self.phase_index]
+        return {"phase": None if phase is None else [phase.resolution, phase.fade], "base_lr": self.base_lr, "base_batch_size": self.base_batch_size}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.phase_index = state_dict.get("phase_index")
+        phase = state_dict.get("phase")
+        self._restored_phase = None if phase is None else (int(phase[0]), bool(phase[1]))
         self.base_lr = state_dict.get("base_lr")
         self.base_batch_size = state_dict.get("base_batch_size", self.base_batch_size)

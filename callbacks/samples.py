@@ -141,12 +141,12 @@ class SampleGrid(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self._real is None or self._real.shape[-1] != batch_images(batch).shape[-1]:  # new data size: a growth stage
             self._real = self._collect_real(trainer, batch)
-        step = trainer.fit_loop.epoch_loop.batch_progress.total.processed  # batches trained, this one included
+        step = pl_module.batches  # batches trained, this one included (not Lightning's count: it includes dropped batches)
         if self.every_n_steps > 0 and step % self.every_n_steps == 0:
             self.draw(trainer, pl_module, step)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        step = trainer.fit_loop.epoch_loop.batch_progress.total.completed
+        step = pl_module.batches
         already_drawn = self.every_n_steps > 0 and step % self.every_n_steps == 0
         if self._real is not None and not already_drawn:
             self.draw(trainer, pl_module, step)

@@ -12,6 +12,7 @@ eye colours, or with bicoloured eyes; flip left-right and rotate by up to +-5 de
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass
@@ -132,6 +133,11 @@ class AnimeFacesDataModule(ImageFolderDataModule):
     are dropped when ``drop_ambiguous`` and an error otherwise. Bicoloured eyes (a ``bicolored eyes`` tag,
     or two eye colours) are dropped when ``drop_bicolored``, else labelled as the eye class ``bicolored``;
     two eye colours also count as ambiguous. Without ``tags_file`` every image is used, labels are 0.
+
+    Labels are looked up by file stem, so two image files with the same stem are an error with a tags
+    file. Unless ``hair_colors``/``eye_colors`` are given, the classes are the colours of the images
+    actually kept (after cleaning and after skipping undecodable files, at ``setup``), so none is empty;
+    before ``setup`` they are those of every usable line of the tags file.
     """
 
     def __init__(
@@ -154,9 +160,10 @@ class AnimeFacesDataModule(ImageFolderDataModule):
             tags_file: the tags, lines ``<id>,<colour> hair <colour> eyes`` (id = image file stem),
                 e.g. ``data/anime-faces/tags.csv``; None = unconditional.
             img_resolution: image side, a power of two >= 4 (the MLDS extra data is 64 px).
-            hair_colors: the hair classes in label order; None = every hair colour of the tags file, sorted.
+            hair_colors: the hair classes in label order; None = the hair colours of the images kept, sorted.
                 Tags outside the list are ignored.
-            eye_colors: the eye classes likewise (``bicolored`` is the class of bicoloured eyes).
+            eye_colors: the eye classes likewise (``bicolored`` is the class of bicoloured eyes; a given list
+                needs it when ``drop_bicolored`` is false).
             drop_untagged: drop images without a hair or eye colour (else an error in a conditional run).
             drop_ambiguous: drop images with several hair colours or eye tags (else several hair colours are an error).
             drop_bicolored: drop images with bicoloured eyes (else they get the eye class ``bicolored``).
@@ -169,16 +176,22 @@ class AnimeFacesDataModule(ImageFolderDataModule):
         if rotate_degrees < 0 or rotate_degrees >= 45:
             raise ConfigError(f"rotate_degrees must be in [0, 45), got {rotate_degrees}.")
         self.tags: dict[str, Tags] | None = None
+        self.tags_sha1: str | None = None  # of the tags file's bytes, part of cache_key()
         self.hair_colors: list[str] = []
         self.eye_colors: list[str] = []
+        self._pairs: dict[str, tuple[str, str]] = {}  # image name -> (hair, eye) of the images select() keeps
         if tags_file is not None:
+            if not drop_bicolored and eye_colors and BICOLORED not in eye_colors:
+                raise ConfigError(
+                    f"drop_bicolored is false, so images with bicoloured eyes get the eye class '{BICOLORED}', but "
+                    f"eye_colors {list(eye_colors)} lacks it: add {BICOLORED} to data.init_args.eye_colors, or set "
+                    f"data.init_args.drop_bicolored: true."
+                )
             self.tags = self._read_tags(Path(tags_file).expanduser())
             labelled = [label for label in map(self._label, self.tags.values()) if isinstance(label, tuple)]
-            self.hair_colors = list(hair_colors) if hair_colors else sorted({hair for hair, _ in labelled})
-            self.eye_colors = list(eye_colors) if eye_colors else sorted({eye for _, eye in labelled})
+            self._set_classes(labelled)
             if not self.hair_colors or not self.eye_colors:
                 raise DataNotFoundError(f"{tags_file} names no usable '<colour> hair <colour> eyes' pair after cleaning.")
-            self.num_classes = [len(self.hair_colors), len(self.eye_colors)]
 
     def missing_data_hint(self) -> str:
         return (
@@ -196,7 +209,23 @@ class AnimeFacesDataModule(ImageFolderDataModule):
                 f"Tags file {path.resolve()} not found: point data.init_args.tags_file at the tags "
                 f"(lines '<id>,<hair colour> hair <eye colour> eyes'), or set it to null for unconditional training."
             )
+        self.tags_sha1 = hashlib.sha1(path.read_bytes()).hexdigest()
         return read_tags(path)
+
+    def _set_classes(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """The classes: ``hair_colors``/``eye_colors`` when given, else the colours of ``pairs``, sorted."""
+        hp = self.hparams
+        self.hair_colors = list(hp.hair_colors) if hp.hair_colors else sorted({hair for hair, _ in pairs})
+        self.eye_colors = list(hp.eye_colors) if hp.eye_colors else sorted({eye for _, eye in pairs})
+        self.num_classes = [len(self.hair_colors), len(self.eye_colors)]
+
+    def _encode(self, names: list[str]) -> Tensor:
+        """``[N, 2]`` class indices of ``names`` (images select() kept), the classes fitted to them first."""
+        pairs = [self._pairs[name] for name in names]
+        self._set_classes(pairs)
+        hair_index = {c: i for i, c in enumerate(self.hair_colors)}
+        eye_index = {c: i for i, c in enumerate(self.eye_colors)}
+        return torch.tensor([(hair_index[hair], eye_index[eye]) for hair, eye in pairs], dtype=torch.long).view(-1, 2)
 
     def _label(self, tags: Tags | None) -> tuple[str, str] | str:
         """``(hair, eye)``, or why the image has none: ``drop``, ``untagged`` or ``ambiguous``."""
@@ -211,24 +240,34 @@ class AnimeFacesDataModule(ImageFolderDataModule):
         return tags.hair[0], BICOLORED if tags.bicolored else tags.eyes[0]
 
     def select(self, names: list[str]) -> tuple[list[str], Tensor | None]:
-        """The images whose tags give one hair and one eye class, and those classes ``[N, 2]``."""
+        """The images whose tags give one hair and one eye class, and those classes ``[N, 2]`` (the classes
+        fitted to these images unless given; :meth:`kept_labels` fits them again to the images that decode)."""
         if self.tags is None:
             return names, None
-        stems = {Path(name).stem for name in names}
-        unknown = [image_id for image_id in self.tags if image_id not in stems]
+        by_stem: dict[str, list[str]] = {}
+        for name in names:
+            by_stem.setdefault(Path(name).stem, []).append(name)
+        shared = [files for files in by_stem.values() if len(files) > 1]
+        if shared:
+            raise ConfigError(
+                f"{shared[0][0]} and {shared[0][1]} in {self.root} have the same file stem, and {self.hparams.tags_file} "
+                f"labels images by stem ({len(shared)} such stems, e.g. {examples([Path(files[0]).stem for files in shared])}): "
+                f"keep one image per id (remove or rename the others), or point data.init_args.root at the folder of the tagged images only."
+            )
+        unknown = [image_id for image_id in self.tags if image_id not in by_stem]
         if unknown:
             raise DataNotFoundError(
                 f"{self.hparams.tags_file} tags {len(unknown)} ids with no image in {self.root} (e.g. {examples(unknown)}): "
                 f"check that root and tags_file belong together."
             )
-        hair_index = {c: i for i, c in enumerate(self.hair_colors)}
-        eye_index = {c: i for i, c in enumerate(self.eye_colors)}
-        kept, labels, problems = [], [], {"untagged": [], "ambiguous": []}
+        hp = self.hparams
+        kept, problems = [], {"untagged": [], "ambiguous": []}
+        self._pairs = {}
         for name in names:
             label = self._label(self.tags.get(Path(name).stem))
-            if isinstance(label, tuple) and label[0] in hair_index and label[1] in eye_index:
+            if isinstance(label, tuple) and (not hp.hair_colors or label[0] in hp.hair_colors) and (not hp.eye_colors or label[1] in hp.eye_colors):
                 kept.append(name)
-                labels.append((hair_index[label[0]], eye_index[label[1]]))
+                self._pairs[name] = label
             elif label in problems:
                 problems[label].append(name)
             elif label != "drop":  # a class outside the given hair_colors/eye_colors
@@ -249,7 +288,17 @@ class AnimeFacesDataModule(ImageFolderDataModule):
                 f"No image of {self.root} is left after cleaning with {self.hparams.tags_file} (drop_untagged, "
                 f"drop_ambiguous, drop_bicolored): check the tags file, or relax the drop_* options."
             )
-        return kept, torch.tensor(labels, dtype=torch.long)
+        return kept, self._encode(kept)
+
+    def kept_labels(self, names: list[str], labels: Tensor | None, kept: list[str]) -> Tensor | None:
+        """The labels of the images that decoded, with the classes fitted to them (no class is left empty)."""
+        if self.tags is None or len(kept) == len(names):
+            return labels
+        return self._encode(kept)
+
+    def content_identity(self) -> dict:
+        """The images used plus the tags file's contents (edited tags change the labels, not the files)."""
+        return {**super().content_identity(), "tags": self.tags_sha1}
 
     def augment(self):
         degrees = self.hparams.rotate_degrees

@@ -38,6 +38,20 @@ class GANDataModule(L.LightningDataModule):
         self.num_predict = num_predict
         self.predict_batch_size = predict_batch_size
 
+    @property
+    def shuffle_seed(self) -> int:
+        """Seed of the training shuffle (:mod:`datamodules.sampling`): drawn once from the global random
+        stream (so ``seed_everything`` fixes it) and kept in checkpoints."""
+        if getattr(self, "_shuffle_seed", None) is None:
+            self._shuffle_seed = int(torch.randint(2**31 - 1, ()))
+        return self._shuffle_seed
+
+    def state_dict(self) -> dict:
+        return {"shuffle_seed": self.shuffle_seed}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._shuffle_seed = state_dict.get("shuffle_seed", getattr(self, "_shuffle_seed", None))
+
     def predict_dataloader(self) -> DataLoader:
         return DataLoader(torch.arange(self.num_predict), batch_size=self.predict_batch_size)
 

@@ -3,10 +3,20 @@
 The pipeline: list the images of a folder (recursively) or a zip, centre-crop each to a square
 (its shorter side), resize it to ``img_resolution`` with Lanczos antialiasing, and store all of
 them as one uint8 array ``[N, C, R, R]``, in memory or as a memory-mapped ``.npy`` file that
-later runs reuse. Batches are cut from that array, converted to float, and only then
-average-pooled to the stage's resolution and flipped, so the model sees exactly what pooling
-the full-resolution float images gives (progressive growing, Karras et al. 2018,
-arXiv:1710.10196, section 2: "the real images are downscaled to match the current resolution").
+later runs reuse. Batches are cut from that array, converted to float and flipped.
+
+Progressive growing (Karras et al. 2018, arXiv:1710.10196, section 2: "the real images are
+downscaled to match the current resolution") trains on lower resolutions first. A stage ``r < R``
+is served from a uint8 *pyramid level*: an array ``[N, C, r, r]`` built once, lazily, from the
+full-resolution cache (:func:`pyramid_level`), so a 4x4 stage reads 16 values per channel and
+image, not ``R * R``. Each level-``r`` pixel is the mean of its ``(R/r) x (R/r)`` block of
+full-resolution pixels rounded to the nearest integer, ties to even: the level the official
+ProGAN ``dataset_tool.py`` stores (``TFRecordExporter.add_image`` writes one record per level;
+each level is the 2x2 average of the level above kept in float32, and only the stored copy is
+rounded with ``np.rint``), since that float chain is exact for up to 8 halvings. A served
+pixel is therefore within 0.5/127.5 of float average pooling of the full-resolution image.
+Without a cache (``cache="none"``), or with an ``augment`` transform (defined on full-size
+images), batches are pooled on the fly in float instead.
 
 The training loader fetches whole batches (the dataset's ``__getitems__``), so conversion,
 pooling and flipping run once per batch instead of once per image.
@@ -18,6 +28,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -29,10 +40,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from datamodules.base import GANDataModule
+from datamodules.sampling import shuffle_arguments
 from gans.errors import ConfigError, DataNotFoundError
 from gans.layers import is_power_of_two
 
@@ -40,6 +53,10 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 CACHE_FORMAT = 1  # bump when the preprocessing changes, so old caches are rebuilt
 MIN_RESOLUTION = 4
 Cache = Literal["memory", "disk", "none"]
+LARGE_CACHE_BYTES = 50 << 30  # a disk cache above this gets a warning before it is built
+PYRAMID_CHUNK_BYTES = 16 << 20  # full-resolution uint8 read per step when a pyramid level is built
+# PIL's decompression-bomb guard: an image over Image.MAX_IMAGE_PIXELS warns, over twice that raises. Both skip the file.
+UNDECODABLE = (OSError, UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
 # Sources: a folder or a zip of images.
@@ -200,7 +217,7 @@ class DecodedPixels:
         for i in indices:
             try:
                 images.append(load_image(self.source, self.names[i], self.resolution, self.channels))
-            except (OSError, UnidentifiedImageError, ValueError) as err:
+            except (*UNDECODABLE, ValueError) as err:
                 if isinstance(err, ConfigError):
                     raise
                 raise DataNotFoundError(f"Cannot decode {self.source.root}/{self.names[i]} ({err}): remove or replace the file.") from None
@@ -215,8 +232,9 @@ class ImageDataset(Dataset):
 
     ``dataset[i]`` is one image ``[C, r, r]``; ``dataset[[i, j, ...]]`` a whole batch ``[B, C, r, r]``
     (what the training loader asks for). A batch is converted to float, passed through ``augment``
-    (per image, at full resolution), average-pooled to ``resolution`` and flipped left-right per image
-    with probability 1/2 when ``xflip`` (torch's RNG, so worker seeding makes it reproducible).
+    (per image, at the resolution of ``pixels``), average-pooled to ``resolution`` when ``pixels`` are
+    larger (no pooling when they are a pyramid level of that resolution already) and flipped left-right
+    per image with probability 1/2 when ``xflip`` (torch's RNG, so worker seeding makes it reproducible).
     Labels are ``labels[i]``, or a dummy 0 when there are none.
     """
 
@@ -279,19 +297,74 @@ def keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
     return batch
 
 
-def batch_loader(dataset: ImageDataset, batch_size: int, num_workers: int, pin_memory: bool) -> DataLoader:
-    """A shuffled loader that fetches whole batches from ``dataset`` (drop_last, like every training loader here)."""
+def batch_loader(dataset: ImageDataset, batch_size: int, num_workers: int, pin_memory: bool, shuffle: dict | None = None) -> DataLoader:
+    """A shuffled loader that fetches whole batches from ``dataset`` (drop_last, like every training loader here);
+    ``shuffle``: how, :func:`datamodules.sampling.shuffle_arguments` (default: ``shuffle=True``)."""
     batches = ImageBatches(dataset.pixels, dataset.labels, dataset.resolution, dataset.xflip, dataset.augment)
     return DataLoader(
         batches,
         batch_size=batch_size,
-        shuffle=True,
         drop_last=True,
+        **(shuffle or {"shuffle": True}),
         collate_fn=keep_batch,
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
     )
+
+
+# The pyramid: lower resolutions of the cached images, for progressive growing.
+
+
+def pyramid_level(full: np.ndarray, resolution: int, out: np.ndarray, progress: str | None = None) -> None:
+    """Fill ``out`` (uint8 ``[N, C, r, r]``, ``r = resolution``) with the pyramid level of ``full`` (uint8
+    ``[N, C, R, R]``, a power-of-two multiple of ``r``).
+
+    Each output pixel is ``S / f**2`` rounded to the nearest integer, ties to even, where ``f = R / r`` and
+    ``S`` is the integer sum of its ``f x f`` block of input pixels: the 2x2 sums are repeated in integers
+    (exact: uint16 holds ``255 * f**2`` up to ``f = 16``, uint32 beyond) and divided once, in float64
+    (exact, ``f**2`` being a power of two).
+    This is what the official ProGAN ``dataset_tool.py`` stores per level (see the module docstring).
+    Rounding each level before averaging the next instead would drift by up to 0.5 per level (up to 4
+    at 1024 -> 4). ``full`` (e.g. a memmap) is read in chunks of about :data:`PYRAMID_CHUNK_BYTES`, so
+    memory stays bounded (a few times the chunk); ``progress`` names a progress bar (None = no bar).
+    """
+    n, channels, top = full.shape[0], full.shape[1], full.shape[-1]
+    factor = top // resolution
+    if factor * resolution != top or factor & (factor - 1) or out.shape != (n, channels, resolution, resolution):
+        raise ValueError(f"pyramid_level: cannot take {tuple(full.shape)} to {tuple(out.shape)}.")
+    sums = np.uint16 if factor <= 16 else np.uint32
+    rows = max(1, PYRAMID_CHUNK_BYTES // (channels * top * top))
+    for start in tqdm(range(0, n, rows), desc=progress, unit="chunk", disable=progress is None):
+        block = full[start : start + rows]
+        while block.shape[-1] > resolution:
+            pairs = block[..., 0::2].astype(sums, copy=False) + block[..., 1::2]  # horizontal pairs, then vertical
+            block = pairs[..., 0::2, :] + pairs[..., 1::2, :]
+        out[start : start + rows] = np.rint(block / float(factor * factor)).astype(np.uint8)
+
+
+def format_bytes(size: float) -> str:
+    if size < 1024:
+        return f"{size:.0f} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        size /= 1024
+        if size < 1024 or unit == "TiB":
+            return f"{size:,.1f} {unit}"
+
+
+def announce_disk_array(kind: str, path: Path, shape: tuple[int, ...]) -> None:
+    """Log the size of a uint8 array about to be written to disk; warn when it is large or the disk too small."""
+    size = int(np.prod(shape))
+    free = shutil.disk_usage(path.parent).free if path.parent.exists() else None
+    where = f", {format_bytes(free)} free there" if free is not None else ""
+    rank_zero_info(f"Building the {kind} {path}: {shape[0]:,} images of {'x'.join(map(str, shape[1:]))} uint8 = {format_bytes(size)}{where}.")
+    if size > LARGE_CACHE_BYTES or (free is not None and size > free):
+        warnings.warn(
+            f"The {kind} {path} will take {format_bytes(size)} of disk{where}: if that is too much, set "
+            f"data.init_args.img_resolution lower (each halving divides it by 4), point data.init_args.cache_dir at a "
+            f"larger disk, or set data.init_args.cache: none (decode every image every time, no disk used).",
+            stacklevel=3,
+        )
 
 
 # The cache.
@@ -305,28 +378,58 @@ def writable_dir(path: Path) -> bool:
     return os.access(path, os.W_OK)
 
 
+def images_key(source: ImageSource, names: list[str], resolution: int, channels: int) -> str:
+    """A hash of the image files used (names, sizes, stamps) and the preprocessing settings: the
+    identity of the decoded images, in cache file names and in :meth:`ImageFolderDataModule.cache_key`."""
+    stamps = dict((name, (size, stamp)) for name, size, stamp in source.entries)
+    identity = {
+        "format": CACHE_FORMAT,
+        "files": [(name, *stamps[name]) for name in names],
+        "resolution": resolution,
+        "channels": channels,
+        "crop": "centre-square",
+        "resize": "lanczos",
+    }
+    return hashlib.sha1(json.dumps(identity).encode()).hexdigest()[:16]
+
+
 class ImageCache:
     """The decoded images of one source at one setting, as ``<cache_dir>/<prefix>-<key>.npy`` plus a
-    ``.json`` naming the images kept. ``key`` hashes the file list (names, sizes, stamps) and the
-    preprocessing settings, so a changed folder or setting gets a new file; older files of the
-    same source and setting are removed when it is written."""
+    ``.json`` naming the images kept, and the pyramid levels built from it as
+    ``<prefix>-<key>-level<r>.npy``. ``key`` (:func:`images_key`) hashes the file list (names, sizes,
+    stamps) and the preprocessing settings, so a changed folder or setting gets new files; older files
+    of the same source and setting, levels included, are removed when the main cache is written."""
 
     def __init__(self, source: ImageSource, names: list[str], resolution: int, channels: int, cache_dir: Path) -> None:
         self.source, self.names, self.resolution, self.channels = source, names, resolution, channels
-        stamps = dict((name, (size, stamp)) for name, size, stamp in source.entries)
-        identity = {
-            "format": CACHE_FORMAT,
-            "files": [(name, *stamps[name]) for name in names],
-            "resolution": resolution,
-            "channels": channels,
-            "crop": "centre-square",
-            "resize": "lanczos",
-        }
-        key = hashlib.sha1(json.dumps(identity).encode()).hexdigest()[:16]
+        self.key = images_key(source, names, resolution, channels)
         where = hashlib.sha1(str(source.root).encode()).hexdigest()[:8]
         self.prefix = f"{source.root.stem}-{where}-{resolution}px-{channels}ch"
-        self.array_path = cache_dir / f"{self.prefix}-{key}.npy"
-        self.meta_path = cache_dir / f"{self.prefix}-{key}.json"
+        self.array_path = cache_dir / f"{self.prefix}-{self.key}.npy"
+        self.meta_path = cache_dir / f"{self.prefix}-{self.key}.json"
+
+    def level_path(self, resolution: int) -> Path:
+        return self.array_path.with_name(f"{self.prefix}-{self.key}-level{resolution}.npy")
+
+    def level(self, resolution: int) -> "MemmapPixels":
+        """The pyramid level ``resolution`` (:func:`pyramid_level`) of the main cache, built on first use
+        into a temporary file and then moved in place (safe against concurrent writers)."""
+        path = self.level_path(resolution)
+        full = np.load(self.array_path, mmap_mode="r")
+        shape = (len(full), self.channels, resolution, resolution)
+        if path.is_file() and np.load(path, mmap_mode="r").shape == shape:
+            return MemmapPixels(path)
+        announce_disk_array(f"{resolution}x{resolution} pyramid level of the image cache", path, shape)
+        tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
+        try:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+            pyramid_level(full, resolution, out, progress=f"Caching the {resolution}x{resolution} level")
+            out.flush()
+            del out
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return MemmapPixels(path)
 
     def exists(self) -> bool:
         return self.array_path.is_file() and self.meta_path.is_file()
@@ -339,6 +442,7 @@ class ImageCache:
         self.array_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.array_path.with_suffix(f".tmp{os.getpid()}.npy")
         shape = (len(self.names), self.channels, self.resolution, self.resolution)
+        announce_disk_array("image cache", self.array_path, shape)
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
         try:
             kept = decode_all(self.source, self.names, self.resolution, self.channels, num_threads, out=array)
@@ -369,8 +473,8 @@ def decode_all(
 ) -> list[str]:
     """Decode ``names`` into ``out`` (rows in order of ``names``); the names decoded.
 
-    Undecodable files are skipped with one warning at the end; no decodable file at all, or an
-    image smaller than ``resolution``, is an error.
+    Undecodable files (decompression bombs included: over ``Image.MAX_IMAGE_PIXELS``) are skipped with
+    one warning at the end; no decodable file at all, or an image smaller than ``resolution``, is an error.
     """
 
     def work(name: str) -> np.ndarray | Exception:
@@ -378,11 +482,13 @@ def decode_all(
             return load_image(source, name, resolution, channels)
         except ConfigError:
             raise
-        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
+        except (*UNDECODABLE, ValueError) as err:
             return err
 
     kept, skipped = [], []
-    with ThreadPoolExecutor(max(1, num_threads)) as pool:  # PIL releases the GIL while decoding and resizing
+    # The warnings filters are process-wide: the decoding threads raise the bomb warning as an error too.
+    with warnings.catch_warnings(), ThreadPoolExecutor(max(1, num_threads)) as pool:  # PIL releases the GIL while decoding
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
         results = pool.map(work, names)
         for i, (name, result) in enumerate(tqdm(zip(names, results), total=len(names), desc="Caching images", unit="img")):
             if isinstance(result, Exception):
@@ -397,13 +503,15 @@ def decode_all(
 def check_headers(source: ImageSource, names: list[str], resolution: int) -> list[str]:
     """For ``cache="none"``: read only each file's header (format and size); the names that open."""
     kept, skipped = [], []
-    for name in names:
-        try:
-            with Image.open(io.BytesIO(source.read(name))) as image:
-                check_size(name, image.size, resolution)
-            kept.append(name)
-        except (OSError, UnidentifiedImageError):
-            skipped.append(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        for name in names:
+            try:
+                with Image.open(io.BytesIO(source.read(name))) as image:
+                    check_size(name, image.size, resolution)
+                kept.append(name)
+            except UNDECODABLE:
+                skipped.append(name)
     report_skipped(source, names, kept, skipped)
     return kept
 
@@ -439,8 +547,11 @@ class ImageFolderDataModule(GANDataModule):
     uint8 cache (see the module docstring). Batches are ``(images [B, C, r, r] in [-1, 1], zeros [B])``.
 
     Progressive growing (:class:`callbacks.ProgressiveGrowing`) calls ``set_stage(resolution, batch_size)``;
-    the next ``train_dataloader()`` then serves the images average-pooled by the power-of-two factor to
-    ``resolution``, in batches of ``batch_size``. ``data_shape`` stays the final ``(C, R, R)``.
+    the next ``train_dataloader()`` then serves the images at ``resolution``, in batches of ``batch_size``:
+    from the uint8 pyramid level of that resolution (built once, on first use, from the disk or memory
+    cache; the disk level is kept next to the cache for later runs), or average-pooled on the fly with
+    ``cache="none"`` or an ``augment`` transform. ``data_shape`` and ``real_dataset()`` stay at the final
+    ``(C, R, R)``.
     """
 
     # Augmentation and caching change the training stream, not the real images metrics compare against.
@@ -494,6 +605,9 @@ class ImageFolderDataModule(GANDataModule):
         self.batch_size = batch_size
         self.resolution = img_resolution
         self.dataset: ImageDataset | None = None
+        self.images_key: str | None = None  # images_key() of the images used, set by setup
+        self._cache: ImageCache | None = None
+        self._levels: dict[int, TensorPixels | MemmapPixels] = {}  # pyramid levels built so far
 
     # Hooks for subclasses.
 
@@ -506,8 +620,34 @@ class ImageFolderDataModule(GANDataModule):
         return names, None
 
     def augment(self) -> Callable[[Tensor], Tensor] | None:
-        """A per-image transform of float ``[C, R, R]`` training images, applied before pooling and flipping."""
+        """A per-image transform of float ``[C, R, R]`` training images, applied before pooling and flipping
+        (at full resolution: an augmented dataset is pooled on the fly, not served from the pyramid)."""
         return None
+
+    def kept_labels(self, names: list[str], labels: Tensor | None, kept: list[str]) -> Tensor | None:
+        """The labels of ``kept`` (the images of ``names`` that decoded), given ``select``'s ``labels`` of
+        ``names``; here its rows of the kept images."""
+        if labels is None or len(kept) == len(names):
+            return labels
+        index = {name: i for i, name in enumerate(names)}
+        return labels[[index[name] for name in kept]]
+
+    def content_identity(self) -> dict:
+        """What :meth:`cache_key` adds to the init arguments: the identity of the images used (file names,
+        sizes, stamps and preprocessing, :func:`images_key`). Subclasses add e.g. the labels' source."""
+        key = self.images_key
+        if key is None:  # before setup: list the files (cheap, nothing is decoded)
+            hp = self.hparams
+            source = self.source()
+            names = self.select([name for name, _, _ in source.entries])[0]
+            key = images_key(source, names, hp.img_resolution, hp.img_channels)
+        return {"images": key}
+
+    def cache_key(self) -> str:
+        """:meth:`GANDataModule.cache_key` plus a hash of :meth:`content_identity`: statistics cached under it
+        (FID's real features) are recomputed when images are added, removed or changed."""
+        content = json.dumps(self.content_identity(), sort_keys=True)
+        return f"{super().cache_key()}-{hashlib.sha1(content.encode()).hexdigest()[:10]}"
 
     # Loading.
 
@@ -550,6 +690,7 @@ class ImageFolderDataModule(GANDataModule):
             if not cache.exists():  # setup without prepare_data
                 cache.write(hp.num_workers)
             kept, pixels = cache.kept_names(), MemmapPixels(cache.array_path)
+            self._cache = cache
         elif hp.cache == "memory":
             array = np.empty((len(names), *self.data_shape), dtype=np.uint8)
             kept = decode_all(source, names, hp.img_resolution, hp.img_channels, hp.num_workers, out=array)
@@ -560,17 +701,17 @@ class ImageFolderDataModule(GANDataModule):
         else:
             kept = check_headers(source, names, hp.img_resolution)
             pixels = DecodedPixels(source, kept, hp.img_resolution, hp.img_channels)
-        if labels is not None and len(kept) < len(names):
-            index = {name: i for i, name in enumerate(names)}
-            labels = labels[[index[name] for name in kept]]
+        labels = self.kept_labels(names, labels, kept)
         self.names = kept
+        self.images_key = images_key(source, names, hp.img_resolution, hp.img_channels)
         self.dataset = ImageDataset(pixels, labels)
 
     # Progressive growing.
 
     def set_stage(self, resolution: int, batch_size: int | None = None) -> None:
-        """Serve images average-pooled to ``resolution`` (a power of two, 4 ... img_resolution) from the next
-        ``train_dataloader()`` on, in batches of ``batch_size`` (None = keep the current one)."""
+        """Serve images at ``resolution`` (a power of two, 4 ... img_resolution) from the next
+        ``train_dataloader()`` on, in batches of ``batch_size`` (None = keep the current one). The pyramid
+        level of a lower resolution is built by that ``train_dataloader()`` call if it is not there yet."""
         top = self.hparams.img_resolution
         if not is_power_of_two(resolution) or not MIN_RESOLUTION <= resolution <= top:
             raise ConfigError(f"set_stage: resolution must be a power of two from {MIN_RESOLUTION} to img_resolution={top}, got {resolution}.")
@@ -580,6 +721,31 @@ class ImageFolderDataModule(GANDataModule):
         if batch_size is not None:
             self.batch_size = batch_size
 
+    def stage_pixels(self, resolution: int) -> TensorPixels | MemmapPixels | DecodedPixels:
+        """The uint8 images to serve ``resolution`` from: the pyramid level of that resolution with a disk
+        or memory cache (built on first use, see :func:`pyramid_level`), else the full-resolution ones."""
+        full = self.dataset.pixels
+        if resolution >= self.hparams.img_resolution or isinstance(full, DecodedPixels):
+            return full
+        if resolution not in self._levels:
+            if isinstance(full, TensorPixels):
+                out = np.empty((len(full), *self.data_shape[:1], resolution, resolution), dtype=np.uint8)
+                pyramid_level(full.images.numpy(), resolution, out)
+                self._levels[resolution] = TensorPixels(torch.from_numpy(out))
+            else:
+                self._levels[resolution] = self._disk_level(resolution)
+        return self._levels[resolution]
+
+    def _disk_level(self, resolution: int) -> MemmapPixels:
+        """The disk pyramid level; under DDP the first process of each node builds it while the others wait."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or trainer.world_size == 1:
+            return self._cache.level(resolution)
+        if trainer.local_rank == 0:  # every process takes the same branches up to the barrier
+            self._cache.level(resolution)
+        trainer.strategy.barrier("gans-pyramid-level")
+        return self._cache.level(resolution)  # built by now by the first process of this node
+
     def train_dataloader(self) -> DataLoader:
         if self.dataset is None:
             raise ConfigError(f"{type(self).__name__}: call setup('fit') before train_dataloader().")
@@ -588,6 +754,8 @@ class ImageFolderDataModule(GANDataModule):
                 f"{self.root} has {len(self.dataset)} usable images, fewer than batch_size={self.batch_size}: "
                 f"lower data.init_args.batch_size or add images."
             )
-        dataset = self.dataset.view(resolution=self.resolution, xflip=self.hparams.xflip, augment=self.augment())
+        augment = self.augment()
+        pixels = self.dataset.pixels if augment is not None else self.stage_pixels(self.resolution)
+        dataset = ImageDataset(pixels, self.dataset.labels, self.resolution, self.hparams.xflip, augment)
         hp = self.hparams
-        return batch_loader(dataset, self.batch_size, hp.num_workers, hp.pin_memory)
+        return batch_loader(dataset, self.batch_size, hp.num_workers, hp.pin_memory, shuffle_arguments(self, len(dataset)))

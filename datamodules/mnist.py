@@ -26,6 +26,7 @@ from torchvision.datasets import MNIST
 from torchvision.datasets.utils import extract_archive
 
 from datamodules.base import GANDataModule
+from datamodules.sampling import shuffle_arguments
 from datamodules.images import ImageDataset, TensorPixels, batch_loader
 from gans.errors import ConfigError, DataNotFoundError
 
@@ -150,4 +151,4 @@ class MNISTDataModule(GANDataModule):
 
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams
-        return batch_loader(self.dataset, hp.batch_size, hp.num_workers, hp.pin_memory)
+        return batch_loader(self.dataset, hp.batch_size, hp.num_workers, hp.pin_memory, shuffle_arguments(self, len(self.dataset)))

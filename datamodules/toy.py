@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 from datamodules.base import GANDataModule
+from datamodules.sampling import shuffle_arguments
 from gans.errors import ConfigError
 
 Mixture = Literal["ring", "grid"]
@@ -95,4 +96,5 @@ class ToyDataModule(GANDataModule):
             self.dataset = TensorDataset(points, modes)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.dataset, batch_size=self.hparams.batch_size, shuffle=True, drop_last=True, num_workers=self.hparams.num_workers)
+        return DataLoader(self.dataset, batch_size=self.hparams.batch_size, drop_last=True, num_workers=self.hparams.num_workers,
+                          **shuffle_arguments(self, len(self.dataset)))

@@ -138,6 +138,7 @@ class AdversarialModule(L.LightningModule):
         self._nonfinite_reported = 0
         self._log_now = True
         self._end_epoch_requested = False
+        self._epoch_cut_short = False
 
     images_seen = _counter("images_seen")
     batches = _counter("batches")
@@ -395,8 +396,20 @@ class AdversarialModule(L.LightningModule):
                 config.scheduler.step()
 
     def on_train_epoch_end(self) -> None:
-        self._step_schedulers("epoch")
+        if self._epoch_cut_short:
+            self._forget_dropped_batch()
+        else:  # an epoch cut short for a new data stage is not an epoch of the data
+            self._step_schedulers("epoch")
         self._report_nonfinite()  # also when log_every_n_steps is 0
+
+    def _forget_dropped_batch(self) -> None:
+        """Lightning counts the batch dropped by :meth:`request_new_epoch` as ready and processed but never
+        started; left so, its restart logic would take every later checkpoint for one saved mid-batch."""
+        self._epoch_cut_short = False
+        progress = self.trainer.fit_loop.epoch_loop.batch_progress
+        for counter in (progress.total, progress.current):
+            counter.ready -= 1
+            counter.processed -= 1
 
     def on_train_start(self) -> None:
         self._nonfinite_reported = self.nonfinite_steps  # a resumed run warns only about its own skips
@@ -407,13 +420,14 @@ class AdversarialModule(L.LightningModule):
         """End the epoch before the current batch trains (it is dropped uncounted), so that the next epoch
         starts from freshly built dataloaders. A callback that changes what the data serve mid-epoch
         (:class:`callbacks.ProgressiveGrowing`: the image size and batch size of a new stage) calls this
-        from its ``on_train_batch_start`` and sets the trainer to reload the dataloaders."""
+        from its ``on_train_batch_start`` and sets the trainer to reload the dataloaders. Such a cut-short
+        epoch does not step epoch-interval lr schedulers."""
         self._end_epoch_requested = True
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> int | None:
         """Subclasses that override this return ``super().on_train_batch_start(batch, batch_idx)``."""
         if self._end_epoch_requested:
-            self._end_epoch_requested = False
+            self._end_epoch_requested, self._epoch_cut_short = False, True
             return -1  # Lightning: skip the rest of this epoch
         self._wrap_networks_for_ddp()
         connector = self.trainer._logger_connector

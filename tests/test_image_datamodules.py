@@ -3,6 +3,7 @@ all on tiny files written here."""
 
 from __future__ import annotations
 
+import contextlib
 import zipfile
 from pathlib import Path
 
@@ -166,8 +167,18 @@ def test_default_cache_dir_is_next_to_the_data_or_in_home(tmp_path, monkeypatch)
 # Progressive growing and flips.
 
 
-def test_set_stage_serves_average_pooled_images_in_the_new_batch_size(tmp_path):
-    dm = loaded(root=str(write_folder(tmp_path / "imgs", n=12, size=(16, 16))), img_resolution=16)
+def uint8_pyramid(full: torch.Tensor, factor: int) -> torch.Tensor:
+    """The defined pyramid level of float images in [-1, 1]: the mean of each factor x factor block of the
+    uint8 pixels, rounded half to even (float64 is exact here), served as float like any uint8 image."""
+    pixels = torch.round((full.double() + 1) * 127.5)
+    level = torch.round(F.avg_pool2d(pixels, factor)).to(torch.uint8)  # torch.round: half to even, like np.rint
+    return images_module.to_float(level)
+
+
+@pytest.mark.parametrize("cache", ["memory", "disk", "none"])
+def test_set_stage_serves_the_uint8_pyramid_in_the_new_batch_size(tmp_path, cache):
+    folder = write_folder(tmp_path / "imgs", n=12, size=(16, 16))
+    dm = loaded(root=str(folder), img_resolution=16, cache=cache, cache_dir=str(tmp_path / "cache"))
     assert (dm.resolution, dm.batch_size) == (16, 4)
     dm.set_stage(4, batch_size=6)
     assert (dm.resolution, dm.batch_size) == (4, 6) and dm.data_shape == (3, 16, 16)
@@ -176,13 +187,87 @@ def test_set_stage_serves_average_pooled_images_in_the_new_batch_size(tmp_path):
     assert images.shape == (6, 3, 4, 4) and labels.shape == (6,)
     indices = [3, 0, 7, 11]
     full = dm.real_dataset()[indices][0]
-    assert full.shape == (4, 3, 16, 16)
-    assert torch.equal(loader.dataset[indices][0], F.avg_pool2d(full, 4))
+    assert full.shape == (4, 3, 16, 16)  # metrics keep the full resolution
+    served = loader.dataset[indices][0]
+    if cache == "none":  # no cache, no pyramid: pooled on the fly
+        assert torch.equal(served, F.avg_pool2d(full, 4))
+    else:
+        assert torch.equal(served, uint8_pyramid(full, 4))
+        assert not torch.equal(served, F.avg_pool2d(full, 4))  # random pixels: some blocks do round
+    assert (served - F.avg_pool2d(full, 4)).abs().max() <= 0.5 / 127.5 + 1e-6
     dm.set_stage(8)
     assert dm.batch_size == 6 and next(iter(dm.train_dataloader()))[0].shape == (6, 3, 8, 8)
     for bad in (3, 6, 32, 2):
         with pytest.raises(ConfigError, match="power of two"):
             dm.set_stage(bad)
+
+
+def test_pyramid_level_rounds_block_means_half_to_even():
+    full = np.zeros((1, 1, 4, 4), dtype=np.uint8)
+    full[0, 0, :2, :2] = [[0, 1], [0, 1]]  # mean 0.5 -> 0 (even)
+    full[0, 0, :2, 2:] = [[1, 2], [1, 2]]  # mean 1.5 -> 2 (even)
+    full[0, 0, 2:, :2] = [[3, 3], [3, 4]]  # mean 3.25 -> 3
+    full[0, 0, 2:, 2:] = [[254, 255], [255, 255]]  # mean 254.75 -> 255
+    out = np.empty((1, 1, 2, 2), dtype=np.uint8)
+    images_module.pyramid_level(full, 2, out)
+    assert out[0, 0].tolist() == [[0, 2], [3, 255]]
+    big = np.random.default_rng(0).integers(0, 256, size=(3, 3, 64, 64), dtype=np.uint8)
+    out = np.empty((3, 3, 4, 4), dtype=np.uint8)
+    images_module.pyramid_level(big, 4, out)  # four halvings at once, exact: one rounding of the 16x16 block mean
+    expected = np.rint(big.reshape(3, 3, 4, 16, 4, 16).astype(np.float64).mean(axis=(3, 5)))
+    assert np.array_equal(out, expected.astype(np.uint8))
+
+
+@pytest.mark.parametrize("cache", ["memory", "disk"])
+def test_low_stage_does_not_read_full_resolution_rows(tmp_path, monkeypatch, cache):
+    dm = loaded(root=str(write_folder(tmp_path / "imgs", n=8)), img_resolution=16, cache=cache, cache_dir=str(tmp_path / "cache"))
+    full = dm.dataset.pixels
+
+    def refuse(indices):
+        raise AssertionError(f"full-resolution rows {list(indices)} read at a 4x4 stage")
+
+    monkeypatch.setattr(full, "fetch", refuse)
+    dm.set_stage(4)
+    loader = dm.train_dataloader()
+    assert loader.dataset.pixels is not full and len(loader.dataset.pixels) == 8
+    assert [images.shape for images, _ in loader] == [(4, 3, 4, 4)] * 2
+    with pytest.raises(AssertionError, match="full-resolution rows"):
+        dm.real_dataset()[0]  # metrics still read the full resolution
+
+
+def test_disk_pyramid_level_is_built_once_beside_the_cache(tmp_path, monkeypatch):
+    folder = write_folder(tmp_path / "imgs", n=6)
+    cache_dir = tmp_path / "cache"
+    builds = []
+    build = images_module.pyramid_level
+    monkeypatch.setattr(images_module, "pyramid_level", lambda full, r, out, progress=None: builds.append(r) or build(full, r, out, progress))
+    first = loaded(root=str(folder), img_resolution=16, cache="disk", cache_dir=str(cache_dir))
+    first.set_stage(4)
+    first.train_dataloader()
+    first.train_dataloader()
+    (main,) = [p for p in cache_dir.glob("*.npy") if "level" not in p.name]
+    assert builds == [4] and (cache_dir / f"{main.stem}-level4.npy").is_file()
+
+    second = loaded(root=str(folder), img_resolution=16, cache="disk", cache_dir=str(cache_dir))
+    second.set_stage(4)
+    served = second.train_dataloader().dataset[list(range(6))][0]
+    assert builds == [4]  # reused by a later run
+    memory = loaded(root=str(folder), img_resolution=16)
+    memory.set_stage(4)
+    assert torch.equal(served, memory.train_dataloader().dataset[list(range(6))][0])
+    assert builds == [4, 4]  # the memory cache builds its own level
+
+    Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(folder / "3.png")
+    loaded(root=str(folder), img_resolution=16, cache="disk", cache_dir=str(cache_dir))
+    assert not list(cache_dir.glob("*level*"))  # the stale level went with the stale cache
+
+
+def test_disk_cache_size_is_logged_and_a_large_one_warned_about(tmp_path, monkeypatch, caplog):
+    folder = write_folder(tmp_path / "imgs", n=5)
+    monkeypatch.setattr(images_module, "LARGE_CACHE_BYTES", 100)
+    with caplog.at_level("INFO"), pytest.warns(UserWarning, match=r"will take 960 B of disk.*img_resolution lower.*cache: none"):
+        loaded(root=str(folder), img_resolution=8, cache="disk", cache_dir=str(tmp_path / "cache"))
+    assert "5 images of 3x8x8 uint8 = 960 B" in caplog.text
 
 
 def test_xflip_flips_about_half_reproducibly(tmp_path):
@@ -265,6 +350,18 @@ def test_undecodable_files_are_skipped_with_one_warning(tmp_path):
             dm = loaded(root=str(folder), img_resolution=8, cache=cache, cache_dir=str(tmp_path / "cache"))
         assert len([w for w in record if "Skipped" in str(w.message)]) == 1
         assert len(dm.real_dataset()) == 4 and "bad1.png" not in dm.names
+
+
+def test_decompression_bombs_are_skipped_like_undecodable_files(tmp_path, monkeypatch):
+    folder = write_folder(tmp_path / "imgs", n=4, size=(8, 8))
+    Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(folder / "bomb.png")  # 256 px > 2 x 100: PIL raises
+    Image.fromarray(np.zeros((12, 12, 3), dtype=np.uint8)).save(folder / "big.png")  # 144 px > 100: PIL warns
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    for cache in ("memory", "disk", "none"):
+        with pytest.warns(UserWarning, match="Skipped 2 of 6 files.*big.png, bomb.png") as record:
+            dm = loaded(root=str(folder), img_resolution=8, cache=cache, cache_dir=str(tmp_path / "cache"))
+        assert [str(w.message)[:7] for w in record] == ["Skipped"]  # no DecompressionBombWarning of its own
+        assert len(dm.real_dataset()) == 4
 
 
 def test_only_undecodable_files(tmp_path):
@@ -352,6 +449,39 @@ def test_anime_cleaning_options(tmp_path):
     assert fixed.real_dataset()[0][1].tolist() == [1, 1]  # blonde hair, blue eyes
 
 
+@pytest.mark.parametrize("cache", ["memory", "disk", "none"])
+def test_anime_classes_come_from_the_images_kept(tmp_path, cache):
+    tags = write_anime(tmp_path, TAGS)
+    (tmp_path / "images" / "1.png").write_bytes(b"broken")  # the only kept image with red hair
+    with pytest.warns(UserWarning, match="Skipped 1 of"):
+        dm = anime(tmp_path, tags, cache=cache, cache_dir=str(tmp_path / "cache"))
+    assert [Path(n).stem for n in dm.names] == ["0", "2"]
+    assert dm.class_names == [["blonde"], ["blue", "green"]] and dm.num_classes == [1, 2]  # no empty "red" class
+    assert [dm.real_dataset()[i][1].tolist() for i in range(2)] == [[0, 0], [0, 1]]
+    # The disk cache is reused now: the skipped file was reported when it was built.
+    with pytest.warns(UserWarning, match="Skipped 1 of") if cache != "disk" else contextlib.nullcontext():
+        fixed = anime(tmp_path, tags, cache=cache, cache_dir=str(tmp_path / "cache"), hair_colors=["red", "blonde"])
+    assert fixed.class_names == [["red", "blonde"], ["blue", "green"]]  # given classes are kept
+    assert [fixed.real_dataset()[i][1].tolist() for i in range(2)] == [[1, 0], [1, 1]]
+
+
+def test_anime_refuses_two_images_with_one_stem(tmp_path):
+    tags = write_anime(tmp_path, TAGS)
+    (tmp_path / "more").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(tmp_path / "more" / "1.jpg")
+    with pytest.raises(ConfigError, match=r"images/1.png and more/1.jpg .* same file stem, and .*tags.csv labels images by stem"):
+        anime(tmp_path, tags)
+    assert len(anime(tmp_path, None).real_dataset()) == 9  # unconditional: stems do not matter
+
+
+def test_anime_kept_bicolored_eyes_need_the_bicolored_class(tmp_path):
+    tags = write_anime(tmp_path, TAGS)
+    with pytest.raises(ConfigError, match="drop_bicolored is false.*lacks it: add bicolored to data.init_args.eye_colors"):
+        AnimeFacesDataModule(root=str(tmp_path), tags_file=str(tags), drop_bicolored=False, eye_colors=["blue", "green"])
+    dm = anime(tmp_path, tags, drop_bicolored=False, eye_colors=["blue", "green", "bicolored"])
+    assert dm.class_names[1] == ["blue", "green", "bicolored"] and dm.real_dataset()[3][1].tolist() == [1, 2]
+
+
 def test_anime_unconditional_and_augmented(tmp_path):
     write_anime(tmp_path, TAGS)
     dm = anime(tmp_path, None, rotate_degrees=5, xflip=True)
@@ -397,6 +527,30 @@ def test_anime_tag_file_errors(tmp_path):
     dm = AnimeFacesDataModule(root=str(tmp_path), tags_file=str(tags), hair_colors=["black"], eye_colors=["blue"])
     with pytest.raises(DataNotFoundError, match="left after cleaning"):
         dm.select([f"images/{i}.png" for i in range(8)])
+
+
+# The cache key of FID's real statistics.
+
+
+def test_cache_key_follows_the_folder_contents_and_the_tags(tmp_path):
+    folder = write_folder(tmp_path / "imgs", n=5)
+    dm = ImageFolderDataModule(root=str(folder), img_resolution=8, num_workers=0, cache="memory")
+    before_setup = dm.cache_key()
+    key = loaded(root=str(folder), img_resolution=8).cache_key()
+    assert key == before_setup and key.startswith("ImageFolderDataModule-3x8x8-")
+    assert loaded(root=str(folder), img_resolution=8, batch_size=2, cache="none").cache_key() == key  # loading settings
+    assert loaded(root=str(folder), img_resolution=4).cache_key() != key
+    Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(folder / "5.png")
+    added = loaded(root=str(folder), img_resolution=8).cache_key()
+    assert added != key
+    (folder / "5.png").unlink()
+    assert loaded(root=str(folder), img_resolution=8).cache_key() == key
+
+    tags = write_anime(tmp_path / "anime", TAGS)
+    anime_key = anime(tmp_path / "anime", tags).cache_key()
+    assert anime(tmp_path / "anime", tags).cache_key() == anime_key
+    tags.write_text("# edited\n" + "\n".join(TAGS) + "\n")
+    assert anime(tmp_path / "anime", tags).cache_key() != anime_key  # the same images, another tags file
 
 
 # MNIST's cached tensor against the per-image transforms.

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import ProgressiveGrowing
 from callbacks.progressive import GrowthSchedule
+from datamodules.sampling import shuffle_arguments
 from gans import GAN, ProGAN
 from gans.errors import ConfigError
 from helpers import quiet_trainer
@@ -30,6 +31,7 @@ class StagedImages(L.LightningDataModule):
         super().__init__()
         self.images = torch.rand(num_images, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
         self.batch_size, self.resolution = batch_size, 16
+        self.shuffle_seed = 0
         self.loaders_built = 0
 
     def set_stage(self, resolution: int, batch_size: int | None = None) -> None:
@@ -39,7 +41,7 @@ class StagedImages(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         self.loaders_built += 1
         images = F.avg_pool2d(self.images, 16 // self.resolution)
-        return DataLoader(TensorDataset(images, torch.zeros(len(images))), batch_size=self.batch_size, shuffle=True, drop_last=True)
+        return DataLoader(TensorDataset(images, torch.zeros(len(images))), batch_size=self.batch_size, drop_last=True, **shuffle_arguments(self, len(images)))
 
 
 class RecordingProGAN(ProGAN):
@@ -65,10 +67,10 @@ def test_schedule_phases_and_alpha() -> None:
     assert [p.fade for p in GrowthSchedule([4, 8], 1, 0).phases] == [False, False]  # no fade-in: abrupt growth
 
 
-def fit(root: Path, max_kimg: float, ckpt_path: str | None = None, **growing):
+def fit(root: Path, max_kimg: float, ckpt_path: str | None = None, num_images: int = 8, **growing):
     L.seed_everything(7)
     model = RecordingProGAN(max_kimg=max_kimg)
-    data = StagedImages()
+    data = StagedImages(num_images=num_images)
     callback = ProgressiveGrowing(**{"stable_kimg": 0.016, "fade_kimg": 0.016, "batch_size": {8: 8}, "lr": {16: 5e-4}, **growing})
     trainer = quiet_trainer(
         root, max_steps=-1, max_epochs=-1, enable_checkpointing=True,
@@ -102,14 +104,26 @@ def test_growth_follows_the_schedule(tmp_path: Path) -> None:
     assert trainer.callback_metrics["train/resolution"] == 16 and trainer.callback_metrics["train/alpha"] == 1.0
 
 
-def test_resume_mid_fade_in_continues_as_the_uninterrupted_run(tmp_path: Path) -> None:
-    """Stopped at 56 images (half-way through the 16 px fade-in, an epoch boundary) and resumed to 96 images, the
-    run ends with the same weights, optimizer states, stage and batch size as one that ran straight to 96."""
+def test_phases_ending_mid_epoch_cut_the_epoch_short(tmp_path: Path) -> None:
+    """With 12 images (3 batches of 4 per epoch) the 16-image phases end mid-epoch: the batch drawn from the old
+    dataloader is dropped uncounted, the stages follow the same images as before, and Lightning's batch
+    progress stays consistent (ready = started = completed), so later checkpoints resume as whole batches."""
+    model, trainer, data = fit(tmp_path, max_kimg=0.096, num_images=12)
+    eight, _, _ = fit(tmp_path / "eight", max_kimg=0.096, num_images=8)
+    assert [r[:3] + (r[3][0],) for r in model.record] == [r[:3] + (r[3][0],) for r in eight.record]
+    total = trainer.fit_loop.epoch_loop.batch_progress.total
+    assert total.ready == total.started == total.completed == total.processed == len(model.record) == model.batches
+
+
+@pytest.mark.parametrize("stop_images, first_batch", [(56, (56, 16, 0.5)), (48, (48, 16, 0.0))], ids=["mid-fade-in", "at-a-boundary"])
+def test_resume_continues_as_the_uninterrupted_run(tmp_path: Path, stop_images: int, first_batch: tuple) -> None:
+    """Stopped at 56 images (half-way through the 16 px fade-in) or at 48 (the last 8 px batch, just before the
+    16 px fade-in and its optimizer reset), both epoch boundaries, and resumed to 96 images, the run ends with the
+    same weights, optimizer states, stage and batch size as one that ran straight to 96."""
     straight, straight_trainer, straight_data = fit(tmp_path / "straight", max_kimg=0.096)
-    first, _, _ = fit(tmp_path / "resumed", max_kimg=0.056)
-    assert (first.current_resolution, first.alpha) == (16, 0.25)  # the last batch before the checkpoint: mid fade-in
+    fit(tmp_path / "resumed", max_kimg=stop_images / 1000)
     resumed, resumed_trainer, resumed_data = fit(tmp_path / "resumed", max_kimg=0.096, ckpt_path=str(tmp_path / "resumed" / "ckpt" / "last.ckpt"))
-    assert resumed.record[0][:3] == (56, 16, 0.5)
+    assert resumed.record[0][:3] == first_batch
     assert resumed.record == straight.record[-len(resumed.record):]
     assert resumed_data.batch_size == straight_data.batch_size == 4 and resumed_data.resolution == 16
     for name, value in straight.state_dict().items():
