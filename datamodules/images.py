@@ -371,6 +371,11 @@ def announce_disk_array(kind: str, path: Path, shape: tuple[int, ...]) -> None:
 
 
 def writable_dir(path: Path) -> bool:
+    """Whether cache files may go in ``path`` (created if missing). A folder whose permission bits let nobody
+    write counts as read-only even for root, who could write there anyway (a shared data folder)."""
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None or not existing.stat().st_mode & 0o222:
+        return False
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError:

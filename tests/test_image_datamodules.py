@@ -159,8 +159,16 @@ def test_memory_disk_and_no_cache_agree(tmp_path):
 def test_default_cache_dir_is_next_to_the_data_or_in_home(tmp_path, monkeypatch):
     data = tmp_path / "data" / "imgs"
     assert images_module.default_cache_dir(data) == tmp_path / "data" / ".gans-cache"
-    monkeypatch.setattr(images_module, "writable_dir", lambda path: False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o555)  # read-only by its permission bits, even for root (who runs CI)
+    try:
+        assert images_module.default_cache_dir(shared / "faces.zip") == tmp_path / "home" / ".cache" / "gans"
+        assert not (shared / ".gans-cache").exists()
+    finally:
+        shared.chmod(0o755)
+    monkeypatch.setattr(images_module, "writable_dir", lambda path: False)
     assert images_module.default_cache_dir(data) == tmp_path / "home" / ".cache" / "gans"
 
 
