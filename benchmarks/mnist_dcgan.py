@@ -109,13 +109,13 @@ def fresh_workdir(workdir: Path, data: Path) -> tuple[Path, Path]:
     return workdir / "data", workdir / "run"
 
 
-def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Run ``cmd`` from the repository root; returns (wall seconds, share of the machine's CPUs that
-    other processes used meanwhile: the machine is shared)."""
+def run_measured(cmd: list[str], env: dict[str, str], cwd: Path = REPO) -> tuple[float, float]:
+    """Run ``cmd`` in ``cwd`` (the repository root by default); returns (wall seconds, share of the machine's
+    CPUs that other processes used meanwhile: the machine is shared)."""
     print("$ " + " ".join(cmd[1:] if cmd[0] == sys.executable else cmd), flush=True)
     busy0, own0 = machine_busy_s(), own_and_children_cpu_s()
     t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=REPO, env=env, check=True)
+    subprocess.run(cmd, cwd=cwd, env=env, check=True)
     wall = time.perf_counter() - t0
     others = (machine_busy_s() - busy0) - (own_and_children_cpu_s() - own0)
     return wall, max(0.0, others) / (wall * (os.cpu_count() or 1))

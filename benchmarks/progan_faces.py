@@ -85,11 +85,13 @@ def main() -> None:
     if not args.skip_fit:
         run.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "gans", "fit", "--config", str(CONFIG), f"--data.init_args.root={FACES}",
-               f"--trainer.default_root_dir={run / 'runs/progan_faces_cpu'}", "--trainer.enable_progress_bar=false"]
-        wall, foreign = run_measured(cmd, dict(os.environ))
+               "--trainer.enable_progress_bar=false"]
+        wall, foreign = run_measured(cmd, dict(os.environ), cwd=run)  # the config writes to runs/progan_faces_cpu/
         summary.update(wall_s=round(wall), foreign_cpu_share=round(foreign, 2))
 
     checkpoints = sorted((run / "runs" / "progan_faces_cpu" / "checkpoints").glob("kimg*.ckpt"))
+    if not checkpoints:
+        raise SystemExit(f"No checkpoints in {run}/runs/progan_faces_cpu/checkpoints: run without --skip-fit first.")
     checkpoints = checkpoints[:: args.every] if len(checkpoints) > 1 else checkpoints
     torch.set_grad_enabled(False)
     extractor = InceptionFeatures()
