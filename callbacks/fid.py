@@ -47,13 +47,14 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from callbacks.samples import eval_mode, logger_step
 from callbacks.schedule import KimgSchedule
 from gans import distributed
+from gans.cache import cache_root
 from gans.errors import ConfigError
 from gans.inception import InceptionFeatures, to_uint8
 
 
 def default_cache_dir() -> Path:
     """``$GANS_CACHE/real_stats``, by default ``~/.cache/gans/real_stats``."""
-    return Path(os.environ.get("GANS_CACHE", Path.home() / ".cache" / "gans")).expanduser() / "real_stats"
+    return cache_root() / "real_stats"
 
 
 class _Precomputed(nn.Module):

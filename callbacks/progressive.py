@@ -134,6 +134,7 @@ class ProgressiveGrowing(Callback):
         if stage != "fit":
             return
         self.phase_index, self.base_lr, self.base_batch_size, self._served = None, None, None, None  # a new fit
+        self._announced = set()
         missing = [name for name in (*GROWTH_PROTOCOL, "request_new_epoch") if not hasattr(pl_module, name)]
         if missing:
             raise ConfigError(
@@ -184,7 +185,7 @@ class ProgressiveGrowing(Callback):
         self._set_lr(trainer, self.schedule.phases[self.phase_index].resolution)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.on_train_epoch_start(trainer, pl_module)  # the run may end inside an epoch cut short
+        self._restore_reload_setting(trainer)  # the run may end before the new dataloaders were built
 
     # Every batch: the phase of images_seen, a transition when it changed, then alpha.
 
@@ -210,7 +211,10 @@ class ProgressiveGrowing(Callback):
             trainer.reload_dataloaders_every_n_epochs = 1
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._reload_setting is not None:  # the new dataloaders are built: back to the user's setting
+        self._restore_reload_setting(trainer)  # the new dataloaders are built
+
+    def _restore_reload_setting(self, trainer: L.Trainer) -> None:
+        if self._reload_setting is not None:
             trainer.reload_dataloaders_every_n_epochs, self._reload_setting = self._reload_setting, None
 
     # Helpers.

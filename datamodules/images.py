@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from datamodules.base import GANDataModule
 from datamodules.sampling import shuffle_arguments
+from gans.cache import cache_root
 from gans.errors import ConfigError, DataNotFoundError
 from gans.layers import is_power_of_two
 
@@ -540,9 +541,9 @@ def report_skipped(source: ImageSource, names: list[str], kept: list[str], skipp
 
 
 def default_cache_dir(root: Path) -> Path:
-    """``.gans-cache`` next to the data, or ``~/.cache/gans`` when the data's folder is read-only."""
+    """``.gans-cache`` next to the data, or ``$GANS_CACHE`` (default ``~/.cache/gans``) when the data's folder is read-only."""
     beside = root.parent / ".gans-cache"
-    return beside if writable_dir(beside) else Path.home() / ".cache" / "gans"
+    return beside if writable_dir(beside) else cache_root()
 
 
 class ImageFolderDataModule(GANDataModule):
@@ -589,7 +590,7 @@ class ImageFolderDataModule(GANDataModule):
             pin_memory: pin batches for faster host-to-GPU copies.
             cache: ``disk`` (decoded once into a memory-mapped uint8 ``.npy`` that later runs reuse),
                 ``memory`` (decoded at every setup, kept in RAM) or ``none`` (decode every image every time).
-            cache_dir: where the disk cache goes; None = ``.gans-cache`` next to ``root``, or ``~/.cache/gans``
+            cache_dir: where the disk cache goes; None = ``.gans-cache`` next to ``root``, or ``$GANS_CACHE`` (``~/.cache/gans``)
                 when that folder is read-only.
             **kwargs: ``num_predict`` and ``predict_batch_size`` of :class:`datamodules.base.GANDataModule`.
         """

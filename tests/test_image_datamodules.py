@@ -160,6 +160,7 @@ def test_default_cache_dir_is_next_to_the_data_or_in_home(tmp_path, monkeypatch)
     data = tmp_path / "data" / "imgs"
     assert images_module.default_cache_dir(data) == tmp_path / "data" / ".gans-cache"
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("GANS_CACHE", raising=False)
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o555)  # read-only by its permission bits, even for root (who runs CI)
@@ -170,6 +171,8 @@ def test_default_cache_dir_is_next_to_the_data_or_in_home(tmp_path, monkeypatch)
         shared.chmod(0o755)
     monkeypatch.setattr(images_module, "writable_dir", lambda path: False)
     assert images_module.default_cache_dir(data) == tmp_path / "home" / ".cache" / "gans"
+    monkeypatch.setenv("GANS_CACHE", str(tmp_path / "elsewhere"))  # the one cache root FID's statistics use too
+    assert images_module.default_cache_dir(data) == tmp_path / "elsewhere"
 
 
 # Progressive growing and flips.
