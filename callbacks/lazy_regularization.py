@@ -11,8 +11,9 @@ penalty multiplied by its interval so that its strength per image stays the same
   ``pl_weight * pl_interval * (||J^T y|| - a)^2`` (:func:`gans.losses.path_lengths`) over
   ``batch // pl_batch_shrink`` fresh latents, where ``a`` is the running mean of the lengths
   (moved toward each batch's mean with decay ``pl_decay`` before the penalty is taken, as in the
-  official code). For a generator with ``mapping`` and ``synthesis`` (StyleGAN-style) J is taken
-  with respect to w = mapping(z), shape ``[N, num_ws, w_dim]``; for any other generator it is the
+  official code). For a style-based model (:mod:`gans.style`) J is taken with respect to its training
+  ws (``pl_module.mapped_latents``, with style mixing as the official code), shape ``[N, num_ws, w_dim]``;
+  for another generator with ``mapping`` and ``synthesis``, with respect to w = mapping(z); for any other generator it is the
   Jacobian of G(z) with respect to z itself, a smoothness regulariser on z in the same spirit.
 
 Optimizer correction (Appendix B): a network that gets ``k`` main steps and one regulariser step
@@ -168,7 +169,10 @@ class LazyRegularization(L.Callback):
         n = max(1, batch_size // self.pl_batch_shrink)
         with pl_module.toggled_optimizer(opt_g), trainer.precision_plugin.train_step_context():
             z, labels = pl_module.sample_z(n), pl_module.sample_labels(n)
-            if hasattr(generator, "mapping") and hasattr(generator, "synthesis"):
+            if hasattr(pl_module, "mapped_latents"):  # style-based (gans.style): ws with style mixing, as the official Gpl phase
+                latents = pl_module.mapped_latents(z, labels)  # [N, num_ws, w_dim]
+                images = generator.synthesis(latents)
+            elif hasattr(generator, "mapping") and hasattr(generator, "synthesis"):
                 latents = generator.mapping(z, labels)  # w, [N, num_ws, w_dim]
                 images = generator.synthesis(latents)
             else:

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from gans.errors import ConfigError
+from gans.resample import upfirdn2d
 
 Norm = Literal["batch", "layer", "none"]
 
@@ -143,6 +144,7 @@ class EqualizedConv2d(nn.Module):
         bias: bool = True,
         gain: float = 1.0,
         padding: int | None = None,
+        stride: int = 1,
     ) -> None:
         """
         Args:
@@ -150,21 +152,25 @@ class EqualizedConv2d(nn.Module):
             out_channels: output channels.
             kernel_size: square kernel size (ProGAN: 3, toRGB/fromRGB 1, the 4x4 block of D 4).
             bias: learn a bias.
-            gain: He's gain: sqrt(2) before a leaky ReLU, 1 for toRGB.
+            gain: He's gain: sqrt(2) before a leaky ReLU, 1 for toRGB. StyleGAN2 applies its gain after
+                the activation instead (:func:`lrelu_agc`) and passes 1 here.
             padding: zero padding; None = kernel_size // 2 (same size for odd kernels).
+            stride: convolution stride (StyleGAN2's downsampling convolutions: 2, after a FIR filter).
         """
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.weight_gain = gain / math.sqrt(in_channels * kernel_size * kernel_size)
         self.padding = kernel_size // 2 if padding is None else padding
+        self.stride = stride
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight * self.weight_gain, self.bias, padding=self.padding)
+        return F.conv2d(x, self.weight * self.weight_gain, self.bias, stride=self.stride, padding=self.padding)
 
     def extra_repr(self) -> str:
         out_channels, in_channels, k, _ = self.weight.shape
-        return f"{in_channels}, {out_channels}, kernel_size={k}, padding={self.padding}, weight_gain={self.weight_gain:.4g}"
+        stride = f", stride={self.stride}" if self.stride != 1 else ""
+        return f"{in_channels}, {out_channels}, kernel_size={k}, padding={self.padding}{stride}, weight_gain={self.weight_gain:.4g}"
 
 
 class PixelNorm(nn.Module):
@@ -219,3 +225,144 @@ class MinibatchStdDev(nn.Module):
 
     def extra_repr(self) -> str:
         return f"group_size={self.group_size}, num_features={self.num_features}"
+
+
+# StyleGAN (Karras et al. 2019, arXiv:1812.04948) and StyleGAN2 (Karras et al. 2020, arXiv:1912.04958).
+
+LRELU_GAIN = math.sqrt(2)
+
+
+def lrelu_agc(x: Tensor, gain: float = 1.0) -> Tensor:
+    """Leaky ReLU (0.2) times ``sqrt(2) * gain``: StyleGAN2's activation, whose gain comes after the
+    nonlinearity (and after the bias), where ProGAN scales the weight instead."""
+    return F.leaky_relu(x, 0.2) * (LRELU_GAIN * gain)
+
+
+class MappingNetwork(nn.Module):
+    """The mapping network f: z -> w (StyleGAN section 2, Figure 1b; StyleGAN2-ADA's conditional form).
+
+    z is normalised to unit second moment (:class:`PixelNorm`); for a conditional model the class vector
+    ``c`` (one-hot or multi-hot) is embedded by a linear layer, normalised the same way and concatenated
+    to it. Then ``num_layers`` equalized-lr dense layers with leaky ReLU, slowed down by
+    ``lr_multiplier`` (0.01). With ``num_ws`` the output is broadcast to ``[N, num_ws, w_dim]``, one copy
+    of w per synthesis layer; the network then tracks the average w (``w_avg``, moved toward each
+    training batch's mean with ``w_avg_beta``) for the truncation trick (StyleGAN section 3.3):
+    ``w' = w_avg + psi (w - w_avg)`` on the first ``truncation_cutoff`` layers (all when None).
+
+    StyleGAN2's discriminator uses it without z and without broadcasting, to map ``c`` for its projection.
+    Parameter names follow the official code (``embed``, ``fc0`` ..., ``w_avg``).
+    """
+
+    def __init__(
+        self,
+        z_dim: int,
+        c_dim: int,
+        w_dim: int,
+        num_ws: int | None,
+        num_layers: int = 8,
+        lr_multiplier: float = 0.01,
+        w_avg_beta: float | None = 0.995,
+        embed_features: int | None = None,
+        layer_features: int | None = None,
+    ) -> None:
+        """
+        Args:
+            z_dim: latent size (0 = no latent: D's label mapping).
+            c_dim: length of the class vector (0 = unconditional).
+            w_dim: size of w.
+            num_ws: copies of w to output (``[N, num_ws, w_dim]``); None = ``[N, w_dim]``.
+            num_layers: dense layers (StyleGAN: 8).
+            lr_multiplier: learning-rate multiplier of the dense layers (StyleGAN: 0.01).
+            w_avg_beta: decay of the tracked average w per training forward (0.995); None = not tracked.
+            embed_features: size of the embedded class vector (default ``w_dim``).
+            layer_features: width of the hidden layers (default ``w_dim``).
+        """
+        super().__init__()
+        if z_dim + c_dim == 0:
+            raise ConfigError("MappingNetwork needs a latent (z_dim > 0) or a class vector (c_dim > 0).")
+        self.z_dim, self.c_dim, self.w_dim, self.num_ws, self.num_layers = z_dim, c_dim, w_dim, num_ws, num_layers
+        self.w_avg_beta = w_avg_beta
+        embed_features = (w_dim if embed_features is None else embed_features) if c_dim else 0
+        layer_features = w_dim if layer_features is None else layer_features
+        self.norm = PixelNorm()
+        if c_dim:
+            self.embed = EqualizedLinear(c_dim, embed_features)
+        features = [z_dim + embed_features] + [layer_features] * (num_layers - 1) + [w_dim]
+        for i in range(num_layers):
+            setattr(self, f"fc{i}", EqualizedLinear(features[i], features[i + 1], lr_multiplier=lr_multiplier))
+        if num_ws is not None and w_avg_beta is not None:
+            self.register_buffer("w_avg", torch.zeros(w_dim))
+
+    def forward(
+        self,
+        z: Tensor | None,
+        c: Tensor | None = None,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+        update_w_avg: bool = True,
+    ) -> Tensor:
+        """w for ``z [N, z_dim]`` and class vectors ``c [N, c_dim]``; in training mode (and with
+        ``update_w_avg``) the batch's mean w moves ``w_avg``."""
+        parts = []
+        if self.z_dim:
+            parts.append(self.norm(z.float()))
+        if self.c_dim:
+            if c is None:
+                raise ConfigError(f"This mapping network is conditional (c_dim={self.c_dim}) and needs class vectors.")
+            parts.append(self.norm(self.embed(c.float())))
+        x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        for i in range(self.num_layers):
+            x = lrelu_agc(getattr(self, f"fc{i}")(x))
+        if hasattr(self, "w_avg") and self.training and update_w_avg:
+            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+        if self.num_ws is None:
+            return x
+        x = x.unsqueeze(1).repeat(1, self.num_ws, 1)
+        if truncation_psi != 1:
+            cutoff = self.num_ws if truncation_cutoff is None else truncation_cutoff
+            x = torch.cat([self.w_avg.lerp(x[:, :cutoff], truncation_psi), x[:, cutoff:]], dim=1)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
+
+
+def modulated_conv2d(
+    x: Tensor,
+    weight: Tensor,
+    styles: Tensor,
+    demodulate: bool = True,
+    up: bool = False,
+    fir_kernel: Tensor | None = None,
+    eps: float = 1e-8,
+) -> Tensor:
+    """StyleGAN2's weight modulation and demodulation (section 2.2, eq. 1-3), for the whole batch as
+    one grouped convolution.
+
+    Each sample's weight is ``w'_ijk = s_i w_ijk`` (``styles [N, in]`` scale the input channels) and,
+    with ``demodulate``, ``w''_ijk = w'_ijk / sqrt(sum_ik w'_ijk^2 + eps)``, so each output channel has
+    unit standard deviation for unit-variance input. The batch is folded into the channels and
+    convolved with ``groups = N``. With ``up`` the convolution is transposed with stride 2 and followed
+    by the FIR filter ``fir_kernel`` (gain 4), as the official ``conv2d_resample``: the output is exactly
+    twice the size. ``weight [out, in, k, k]`` is the raw (N(0, 1)) weight; demodulation makes a
+    fan-in scale unnecessary, and without it the caller scales ``styles``.
+    """
+    n, in_channels, h, w = x.shape
+    out_channels, _, k, _ = weight.shape
+    weights = weight.unsqueeze(0) * styles.reshape(n, 1, in_channels, 1, 1)  # [N, O, I, k, k]
+    if demodulate:
+        weights = weights * (weights.square().sum(dim=(2, 3, 4), keepdim=True) + eps).rsqrt()
+    x = x.reshape(1, n * in_channels, h, w)
+    if not up:
+        out = F.conv2d(x, weights.reshape(n * out_channels, in_channels, k, k), padding=k // 2, groups=n)
+        return out.reshape(n, out_channels, *out.shape[2:])
+    if fir_kernel is None:
+        raise ValueError("modulated_conv2d(up=True) needs the FIR kernel that follows the transposed convolution.")
+    # The transposed convolution takes [in, out / groups, k, k] per group.
+    weights = weights.transpose(1, 2).reshape(n * in_channels, out_channels, k, k)
+    out = F.conv_transpose2d(x, weights, stride=2, groups=n)  # [1, N*O, 2H + k - 2, ...]
+    fk = fir_kernel.shape[-1]
+    pad0 = k // 2 + (fk + 1) // 2 - (k - 1)
+    pad1 = k // 2 + (fk - 2) // 2 - (k - 2)
+    out = upfirdn2d(out, fir_kernel, padding=[pad0, pad1, pad0, pad1], gain=4)
+    return out.reshape(n, out_channels, *out.shape[2:])
