@@ -25,8 +25,6 @@ import time
 from pathlib import Path
 
 import torch
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance
 from torchvision.utils import make_grid, save_image
 
 HERE = Path(__file__).resolve().parent
@@ -34,43 +32,13 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
-from callbacks.fid import _Precomputed  # noqa: E402
-from datamodules import ImageFolderDataModule  # noqa: E402
+from faces_fid import FACES, features, fid_kid, real_features  # noqa: E402
 from gans import ProGAN  # noqa: E402
 from gans.inception import InceptionFeatures, to_uint8  # noqa: E402
 from mnist_dcgan import run_measured  # noqa: E402
 
 CONFIG = REPO / "experiments" / "progan_faces_cpu.yaml"
-FACES = REPO.parent / "shared" / "data" / "faces" / "celeba-10k.zip"
 RESULTS = HERE / "results"
-
-
-def features(extractor: InceptionFeatures, images_uint8: torch.Tensor, batch: int = 50) -> torch.Tensor:
-    return torch.cat([extractor(chunk) for chunk in images_uint8.split(batch)])
-
-
-def real_features(run: Path, extractor: InceptionFeatures, num: int) -> torch.Tensor:
-    cache = run / f"real_features_{num}.pt"
-    if cache.exists():
-        return torch.load(cache, weights_only=True)
-    data = ImageFolderDataModule(root=str(FACES), img_resolution=32, cache="memory", num_workers=0)
-    data.setup("fit")
-    dataset = data.real_dataset()
-    images = torch.stack([dataset[i][0] for i in range(num)])
-    feats = features(extractor, to_uint8(images))
-    torch.save(feats, cache)
-    return feats
-
-
-def fid_kid(real: torch.Tensor, fake: torch.Tensor) -> tuple[float, float, float]:
-    fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]))
-    kid = KernelInceptionDistance(feature=_Precomputed(real.shape[1]), subsets=100, subset_size=min(len(real), len(fake)) // 2)
-    for metric in (fid, kid):
-        metric.update(real, real=True)
-        metric.update(fake, real=False)
-    torch.manual_seed(0)
-    kid_mean, kid_std = kid.compute()
-    return float(fid.compute()), float(kid_mean), float(kid_std)
 
 
 def main() -> None:
@@ -95,7 +63,7 @@ def main() -> None:
     checkpoints = checkpoints[:: args.every] if len(checkpoints) > 1 else checkpoints
     torch.set_grad_enabled(False)
     extractor = InceptionFeatures()
-    real = real_features(run, extractor, args.num)
+    real = real_features(extractor, args.num, 32, cache_dir=run)
     rows, strips = [], []
     for ckpt in checkpoints:
         model = ProGAN.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()

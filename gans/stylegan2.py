@@ -53,7 +53,6 @@ from collections.abc import Mapping
 from typing import Any, Literal, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gans.errors import ConfigError
@@ -186,6 +185,7 @@ class SynthesisNetwork(nn.Module):
     def forward(self, ws: Tensor, noise_mode: str = "random") -> Tensor:
         if ws.dim() != 3 or ws.shape[1] != self.num_ws:
             raise ConfigError(f"SynthesisNetwork takes ws of shape [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}.")
+        check_noise_mode(noise_mode)
         x = img = None
         first = 0
         for res in self.widths:

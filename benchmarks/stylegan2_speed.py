@@ -1,0 +1,76 @@
+"""StyleGAN2 training speed at 64 px, batch 8, fp32, against the official code's reference-op speed.
+
+The network is the official stylegan2-ada-pytorch ``auto`` configuration at 64 px (channel_base 16384,
+channel_max 512, a 2-layer mapping: G 22,243,608 and D 23,407,361 parameters, pinned in
+tests/test_stylegan2.py). One batch = a D step on 8 real and 8 fresh fake images and a G step on 8 fakes,
+with style mixing 0.9, plus the lazy regularisers of :class:`callbacks.LazyRegularization`: R1 after every
+16th batch and path length (batch 4) after every 4th G step; timed over ``--batches`` batches after
+``--warmup`` (a multiple of 16, so the timed window holds its share of both regularisers), through
+``Trainer.fit`` on random in-memory images. The official code, run on the same kind of 2-core machine with
+its reference (non-CUDA) ops, takes about 22 s per such batch (the issue's measurement).
+
+    python benchmarks/stylegan2_speed.py                   # 32 timed batches after 2 warm-up batches
+    python benchmarks/stylegan2_speed.py --batches 16 --accelerator gpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from callbacks import LazyRegularization  # noqa: E402
+from gans import StyleGAN2  # noqa: E402
+from throughput import StepTimer, wait_until_quiet  # noqa: E402
+
+OFFICIAL_SECONDS_PER_BATCH = 22.0
+BATCH = 8
+
+
+def build() -> StyleGAN2:
+    """The official ``auto`` configuration at 64 px on one GPU (lr 0.0025; gamma 0.0002 * 64^2 / batch)."""
+    return StyleGAN2(img_resolution=64, channel_base=16384, channel_max=512, mapping_layers=2, mbstd_group_size=4, lr_g=0.0025, lr_d=0.0025)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batches", type=int, default=32, help="timed batches")
+    parser.add_argument("--warmup", type=int, default=2, help="batches before the timer starts")
+    parser.add_argument("--accelerator", default="cpu")
+    parser.add_argument("--quiet-wait", type=float, default=60.0, help="wait up to this many seconds for other processes to go quiet")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    torch.manual_seed(0)
+    model = build()
+    n_g = sum(p.numel() for p in model.generator.parameters())
+    n_d = sum(p.numel() for p in model.discriminator.parameters())
+    total = args.warmup + args.batches
+    images = torch.rand(total * BATCH, 3, 64, 64).mul_(2).sub_(1)
+    loader = DataLoader(TensorDataset(images, torch.zeros(len(images))), batch_size=BATCH, drop_last=True)
+    timer = StepTimer(args.warmup, args.batches)
+    lazy = LazyRegularization(r1_gamma=0.0002 * 64**2 / BATCH, r1_interval=16, pl_weight=2.0, pl_interval=4)
+    trainer = L.Trainer(accelerator=args.accelerator, devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[lazy, timer])
+    if args.quiet_wait > 0:
+        wait_until_quiet(args.quiet_wait)
+    trainer.fit(model, loader)
+    seconds = timer.meter.seconds / args.batches
+    device = torch.cuda.get_device_name() if args.accelerator == "gpu" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    print(f"StyleGAN2 auto-64: G {n_g:,} / D {n_d:,} parameters, batch {BATCH}, fp32, {device}")
+    print(f"{seconds:.2f} s per batch ({BATCH / seconds:.2f} img/s) over {args.batches} batches; "
+          f"official reference ops: {OFFICIAL_SECONDS_PER_BATCH:.0f} s per batch -> {OFFICIAL_SECONDS_PER_BATCH / seconds:.1f}x faster; "
+          f"other processes used {timer.meter.foreign_load:.0%} of the CPUs meanwhile")
+
+
+if __name__ == "__main__":
+    main()
