@@ -1,14 +1,16 @@
 """Lightning callbacks for GAN training: generator EMA, sample pictures, prediction writing, FID/KID, lazy regularisation,
+perceptual path length,
 checkpoints every N kimg, progressive growing (SPEC section 5)."""
 
 from callbacks.checkpoint import KimgCheckpoint
 from callbacks.ema import EMA
 from callbacks.fid import FID
 from callbacks.lazy_regularization import LazyRegularization
+from callbacks.ppl import PPL
 from callbacks.progressive import ProgressiveGrowing
 from callbacks.run_id import WandbRunId
 from callbacks.sample_writer import SampleWriter
 from callbacks.samples import SampleGrid
 from callbacks.throughput import ImagesPerSecond
 
-__all__ = ["EMA", "FID", "ImagesPerSecond", "KimgCheckpoint", "LazyRegularization", "ProgressiveGrowing", "SampleGrid", "SampleWriter", "WandbRunId"]
+__all__ = ["EMA", "FID", "ImagesPerSecond", "KimgCheckpoint", "LazyRegularization", "PPL", "ProgressiveGrowing", "SampleGrid", "SampleWriter", "WandbRunId"]

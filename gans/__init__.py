@@ -7,9 +7,10 @@ from gans.dcgan import DCGAN
 from gans.gan import GAN
 from gans.lsgan import LSGAN
 from gans.progan import ProGAN
+from gans.stylegan import StyleGAN
 from gans.stylegan2 import StyleGAN2
 from gans.wgan import WGAN
 from gans.wgan_gp import WGANGP
 
-__all__ = ["AdversarialModule", "GANModule", "GAN", "CGAN", "DCGAN", "LSGAN", "ProGAN", "StyleGAN2", "WGAN", "WGANGP"]
+__all__ = ["AdversarialModule", "GANModule", "GAN", "CGAN", "DCGAN", "LSGAN", "ProGAN", "StyleGAN", "StyleGAN2", "WGAN", "WGANGP"]
 __version__ = "0.1.0"

@@ -246,7 +246,7 @@ class MappingNetwork(nn.Module):
     to it. Then ``num_layers`` equalized-lr dense layers with leaky ReLU, slowed down by
     ``lr_multiplier`` (0.01). With ``num_ws`` the output is broadcast to ``[N, num_ws, w_dim]``, one copy
     of w per synthesis layer; the network then tracks the average w (``w_avg``, moved toward each
-    training batch's mean with ``w_avg_beta``) for the truncation trick (StyleGAN section 3.3):
+    training batch's mean with ``w_avg_beta``) for the truncation trick (StyleGAN Appendix B):
     ``w' = w_avg + psi (w - w_avg)`` on the first ``truncation_cutoff`` layers (all when None).
 
     StyleGAN2's discriminator uses it without z and without broadcasting, to map ``c`` for its projection.

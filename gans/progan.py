@@ -24,12 +24,13 @@ growing, add 7,608 and 10,112.
 (lambda 10) plus the drift term 0.001 E[D(x)^2], one critic step per generator step, Adam lr 1e-3,
 betas (0, 0.99), latent 512. Add :class:`callbacks.EMA` for the paper's averaged generator.
 
-Growth protocol, for the progressive-growing callback (and anyone driving the stages by hand):
+Growth protocol, for the progressive-growing callback (and anyone driving the stages by hand), in the
+:class:`ProgressiveGrowth` mixin that StyleGAN (:mod:`gans.stylegan`) shares:
 ``set_growth(resolution, alpha)`` moves G, D and the EMA generator to a stage; ``current_resolution``
 and ``alpha`` read it back; ``resolutions`` lists the stages. Training batches may come at any higher
-resolution: :meth:`ProGAN.real_at_stage` (applied to every training batch in ``unpack_batch``) average-pools them to the
-stage and, during a fade-in, blends them with their own upsampled half-resolution version by the same
-``alpha`` as the networks (the official ``process_reals``).
+resolution: :meth:`ProgressiveGrowth.real_at_stage` (applied to every training batch in ``unpack_batch``) average-pools
+them to the stage and, during a fade-in, blends them with their own upsampled half-resolution version by the same
+``alpha`` as the networks (the official ``process_reals``). The networks' side of it is :class:`GrowingNetwork`.
 
 The schedule of stages (kimg per fade-in and stable phase, batch size and learning rate per
 resolution) is :class:`callbacks.ProgressiveGrowing`.
@@ -49,6 +50,7 @@ from torch import Tensor, nn
 from gans.base import GANModule
 from gans.errors import ConfigError
 from gans.layers import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm, check_resolution
+from gans.resample import BINOMIAL_3, FIRFilter
 
 LRELU_SLOPE = 0.2
 HE_GAIN = math.sqrt(2)
@@ -97,10 +99,17 @@ class GeneratorInput(nn.Module):
         return self.norm(lrelu(self.conv(x)))
 
 
-class _Growing(nn.Module):
-    """What both networks share: the resolution they run at and the fade-in weight of its newest block."""
+class GrowingNetwork(nn.Module):
+    """A network that runs at any of its resolutions (``widths``' keys), with the newest block faded in by ``alpha``
+    (section 2, Figure 2). ProGAN's and StyleGAN's generators and discriminators are built on it."""
 
     img_resolution: int
+    widths: dict[int, int]
+
+    @property
+    def resolutions(self) -> list[int]:
+        """The stages, 4 ... img_resolution."""
+        return list(self.widths)
 
     def set_growth(self, resolution: int, alpha: float = 1.0) -> None:
         """Run at ``resolution`` (a power of two, 4 ... img_resolution), with the newest block weighted ``alpha``."""
@@ -114,7 +123,7 @@ class _Growing(nn.Module):
         return f"img_resolution={self.img_resolution}, current_resolution={self.current_resolution}, alpha={self.alpha:g}"
 
 
-class ProGANGenerator(_Growing):
+class ProGANGenerator(GrowingNetwork):
     """z -> image at ``current_resolution``; ``forward(z, labels=None)`` as every generator in the package."""
 
     def __init__(self, z_dim: int = 512, img_resolution: int = 1024, img_channels: int = 3, fmap_base: int = 8192, fmap_max: int = 512) -> None:
@@ -140,47 +149,68 @@ class ProGANGenerator(_Growing):
 
 
 class DiscriminatorBlock(nn.Module):
-    """Two 3x3 convolutions with leaky ReLU, then 2x2 average pooling."""
+    """Two 3x3 convolutions with leaky ReLU, then 2x2 average pooling.
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    With ``blur`` (StyleGAN's discriminator, official ``D_basic``) the second convolution reads the input
+    low-pass filtered with the binomial filter [1, 2, 1] and is pooled before its leaky ReLU:
+    ``lrelu(pool(conv1(blur(lrelu(conv0(x))))))``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, blur: bool = False) -> None:
         super().__init__()
         self.conv0 = EqualizedConv2d(in_channels, in_channels, 3, gain=HE_GAIN)
         self.conv1 = EqualizedConv2d(in_channels, out_channels, 3, gain=HE_GAIN)
+        self.blur = FIRFilter(BINOMIAL_3) if blur else None
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.avg_pool2d(lrelu(self.conv1(lrelu(self.conv0(x)))), 2)
+        x = lrelu(self.conv0(x))
+        if self.blur is not None:
+            return lrelu(F.avg_pool2d(self.conv1(self.blur(x)), 2))
+        return F.avg_pool2d(lrelu(self.conv1(x)), 2)
 
 
 class DiscriminatorOutput(nn.Module):
-    """Minibatch stddev -> 3x3 convolution -> dense to ``channels`` -> dense to one logit (4x4 input)."""
+    """Minibatch stddev -> 3x3 convolution -> dense to ``channels`` -> dense to ``out_features`` scores ``[N, out_features]`` (4x4 input)."""
 
-    def __init__(self, channels: int, mbstd_group_size: int = 4) -> None:
+    def __init__(self, channels: int, mbstd_group_size: int = 4, out_features: int = 1) -> None:
         super().__init__()
         self.mbstd = MinibatchStdDev(mbstd_group_size, 1)
         self.conv = EqualizedConv2d(channels + 1, channels, 3, gain=HE_GAIN)
         self.dense = EqualizedLinear(channels * 16, channels, gain=HE_GAIN)
-        self.out = EqualizedLinear(channels, 1, gain=1.0)
+        self.out = EqualizedLinear(channels, out_features, gain=1.0)
 
     def forward(self, x: Tensor) -> Tensor:
         x = lrelu(self.conv(self.mbstd(x)))
-        return self.out(lrelu(self.dense(x.flatten(1)))).squeeze(1)
+        return self.out(lrelu(self.dense(x.flatten(1))))
 
 
-class ProGANDiscriminator(_Growing):
+class ProGANDiscriminator(GrowingNetwork):
     """Image at ``current_resolution`` -> logit ``[N]``; ``forward(x, labels=None)`` as every discriminator here."""
 
     def __init__(self, img_resolution: int = 1024, img_channels: int = 3, fmap_base: int = 8192, fmap_max: int = 512,
-                 mbstd_group_size: int = 4) -> None:
+                 mbstd_group_size: int = 4, blur: bool = False, out_features: int = 1) -> None:
+        """
+        Args:
+            img_resolution: final image side, a power of two >= 4.
+            img_channels: 3 for RGB.
+            fmap_base: feature maps are min(fmap_base / 2^stage, fmap_max).
+            fmap_max: the most feature maps of a stage.
+            mbstd_group_size: minibatch standard deviation group; the batch must be a multiple of it.
+            blur: StyleGAN's [1, 2, 1] filter before every downsampling convolution (:class:`DiscriminatorBlock`); False = ProGAN.
+            out_features: scores per image from :meth:`scores` (StyleGAN's conditional D: one per class); ``forward``
+                returns the first (subclasses with several pick one per label).
+        """
         super().__init__()
         self.img_resolution = img_resolution
         self.widths = progan_widths(img_resolution, fmap_base, fmap_max)
         resolutions = list(self.widths)
         self.from_rgb = nn.ModuleDict({str(r): EqualizedConv2d(img_channels, self.widths[r], 1, gain=HE_GAIN) for r in resolutions})
-        self.blocks = nn.ModuleDict({str(r): DiscriminatorBlock(self.widths[r], self.widths[r // 2]) for r in resolutions[1:]})
-        self.output = DiscriminatorOutput(self.widths[4], mbstd_group_size)
+        self.blocks = nn.ModuleDict({str(r): DiscriminatorBlock(self.widths[r], self.widths[r // 2], blur) for r in resolutions[1:]})
+        self.output = DiscriminatorOutput(self.widths[4], mbstd_group_size, out_features)
         self.set_growth(img_resolution)
 
-    def forward(self, image: Tensor, labels: Tensor | None = None) -> Tensor:
+    def scores(self, image: Tensor) -> Tensor:
+        """``[N, out_features]`` for images at ``current_resolution``."""
         r = self.current_resolution
         if image.shape[-1] != r:
             raise ConfigError(f"{type(self).__name__} runs at {r}x{r} but got {tuple(image.shape[-2:])} images: resize them to the current resolution.")
@@ -194,8 +224,87 @@ class ProGANDiscriminator(_Growing):
             x = self.blocks[str(lower)](x)
         return self.output(x)
 
+    def forward(self, image: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.scores(image)[:, 0]
 
-class ProGAN(GANModule):
+
+class ProgressiveGrowth:
+    """The growth protocol of :class:`callbacks.ProgressiveGrowing` for a GAN module whose generator and
+    discriminator are :class:`GrowingNetwork` s (mixed in before the module's base: ``class ProGAN(ProgressiveGrowth,
+    GANModule)``; StyleGAN uses it too).
+
+    ``set_growth`` moves G, D and the EMA generator together; real batches are brought to the stage in
+    ``unpack_batch`` (:meth:`real_at_stage`); samples are upsampled to ``img_resolution``; the stage is kept in
+    checkpoints. The module's hparams must hold ``img_resolution``.
+    """
+
+    generator: nn.Module
+    discriminator: nn.Module
+
+    @property
+    def resolutions(self) -> list[int]:
+        """The growth stages, 4 ... img_resolution."""
+        return list(self.generator.resolutions)
+
+    @property
+    def current_resolution(self) -> int:
+        return self.generator.current_resolution
+
+    @property
+    def alpha(self) -> float:
+        return self.generator.alpha
+
+    def set_growth(self, resolution: int, alpha: float = 1.0) -> None:
+        """Move G, D and the EMA generator (if any) to the stage ``resolution`` with fade-in weight ``alpha``."""
+        for network in (self.generator, self.discriminator, getattr(self, "generator_ema", None)):
+            if network is not None:
+                network.set_growth(resolution, alpha)
+
+    def real_at_stage(self, images: Tensor) -> Tensor:
+        """Real images as the current stage sees them: average-pooled to ``current_resolution``, and during a
+        fade-in blended with their nearest-upsampled half-resolution version, ``lerp(low, x, alpha)``."""
+        r = self.current_resolution
+        if images.shape[-1] % r or images.shape[-2] != images.shape[-1]:
+            raise ConfigError(
+                f"{type(self).__name__} at {r}x{r} needs square real images whose side is a multiple of {r}, got {tuple(images.shape[-2:])}."
+            )
+        if images.shape[-1] != r:
+            images = F.avg_pool2d(images, images.shape[-1] // r)
+        if self.alpha < 1.0 and r > 4:
+            low = F.interpolate(F.avg_pool2d(images, 2), scale_factor=2, mode="nearest")
+            images = torch.lerp(low, images, self.alpha)
+        return images
+
+    def unpack_batch(self, batch: Any) -> tuple[Tensor, Tensor | None]:
+        """The training batch's images at the current stage (:meth:`real_at_stage`). Done here, inside
+        ``training_step``, so that the stage a callback sets in ``on_train_batch_start`` applies to this batch."""
+        real, labels = super().unpack_batch(batch)
+        return self.real_at_stage(real), labels
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: Tensor | None = None, z: Tensor | None = None, **options: Any) -> Tensor:
+        """Samples at the current stage (``options``: those of the base module's ``sample``, e.g. truncation),
+        nearest-upsampled to ``img_resolution`` so that sample grids, FID and ``predict`` always see full-size
+        images (:class:`callbacks.ProgressiveGrowing` logs when this happens)."""
+        images = super().sample(n, labels=labels, z=z, **options)
+        if images.shape[-1] != self.hparams.img_resolution:
+            images = F.interpolate(images, size=self.hparams.img_resolution, mode="nearest")
+        return images
+
+    # The stage travels in checkpoints, so that predict and resume load the networks as they were.
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["growth"] = {"resolution": self.current_resolution, "alpha": self.alpha}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        growth = checkpoint.get("growth")
+        if growth is not None:
+            self.set_growth(growth["resolution"], growth["alpha"])
+
+
+class ProGAN(ProgressiveGrowth, GANModule):
     """ProGAN's networks with the paper's training recipe; stages set through :meth:`set_growth`."""
 
     def __init__(
@@ -246,62 +355,3 @@ class ProGAN(GANModule):
             **kwargs,
         )
         self.data_shape = (img_channels, img_resolution, img_resolution)
-
-    @property
-    def resolutions(self) -> list[int]:
-        """The growth stages, 4 ... img_resolution."""
-        return list(self.generator.widths)
-
-    @property
-    def current_resolution(self) -> int:
-        return self.generator.current_resolution
-
-    @property
-    def alpha(self) -> float:
-        return self.generator.alpha
-
-    def set_growth(self, resolution: int, alpha: float = 1.0) -> None:
-        """Move G, D and the EMA generator (if any) to the stage ``resolution`` with fade-in weight ``alpha``."""
-        for network in (self.generator, self.discriminator, getattr(self, "generator_ema", None)):
-            if network is not None:
-                network.set_growth(resolution, alpha)
-
-    def real_at_stage(self, images: Tensor) -> Tensor:
-        """Real images as the current stage sees them: average-pooled to ``current_resolution``, and during a
-        fade-in blended with their nearest-upsampled half-resolution version, ``lerp(low, x, alpha)``."""
-        r = self.current_resolution
-        if images.shape[-1] % r or images.shape[-2] != images.shape[-1]:
-            raise ConfigError(f"ProGAN at {r}x{r} needs square real images whose side is a multiple of {r}, got {tuple(images.shape[-2:])}.")
-        if images.shape[-1] != r:
-            images = F.avg_pool2d(images, images.shape[-1] // r)
-        if self.alpha < 1.0 and r > 4:
-            low = F.interpolate(F.avg_pool2d(images, 2), scale_factor=2, mode="nearest")
-            images = torch.lerp(low, images, self.alpha)
-        return images
-
-    def unpack_batch(self, batch: Any) -> tuple[Tensor, Tensor | None]:
-        """The training batch's images at the current stage (:meth:`real_at_stage`). Done here, inside
-        ``training_step``, so that the stage a callback sets in ``on_train_batch_start`` applies to this batch."""
-        real, labels = super().unpack_batch(batch)
-        return self.real_at_stage(real), labels
-
-    @torch.no_grad()
-    def sample(self, n: int, labels: Tensor | None = None, z: Tensor | None = None) -> Tensor:
-        """Samples at the current stage, nearest-upsampled to ``img_resolution`` so that sample grids, FID and
-        ``predict`` always see full-size images (:class:`callbacks.ProgressiveGrowing` logs when this happens)."""
-        images = super().sample(n, labels=labels, z=z)
-        if images.shape[-1] != self.hparams.img_resolution:
-            images = F.interpolate(images, size=self.hparams.img_resolution, mode="nearest")
-        return images
-
-    # The stage travels in checkpoints, so that predict and resume load the networks as they were.
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["growth"] = {"resolution": self.current_resolution, "alpha": self.alpha}
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_load_checkpoint(checkpoint)
-        growth = checkpoint.get("growth")
-        if growth is not None:
-            self.set_growth(growth["resolution"], growth["alpha"])

@@ -20,7 +20,7 @@ regulariser) relies only on this protocol, which both generators implement:
 :class:`StyleBasedGAN` is the LightningModule layer both models stand on: style-mixing regularisation
 in training (StyleGAN section 3.1: with probability ``style_mixing_prob`` a batch's ws switch to those
 of a second latent from a random crossover layer on), and the truncation trick in :meth:`sample`
-(section 3.3; FID, grids and ``predict`` draw through it; ``truncation_psi`` 1 = off, as the papers'
+(StyleGAN Appendix B; FID, grids and ``predict`` draw through it; ``truncation_psi`` 1 = off, as the papers'
 FIDs are computed).
 """
 
@@ -113,13 +113,18 @@ class StyleBasedGAN(GANModule):
         generator = self.generator
         c = generator.class_vector(labels)
         ws = generator.mapping(z, c)
-        p = self.hparams.style_mixing_prob
-        if self.training and p > 0 and generator.num_ws > 1:
-            crossover = int(torch.randint(1, generator.num_ws, ()))
+        p, layers = self.hparams.style_mixing_prob, self.mixing_layers()
+        if self.training and p > 0 and layers > 1:
+            crossover = int(torch.randint(1, layers, ()))
             if float(torch.rand(())) < p:
                 ws_other = generator.mapping(torch.randn_like(z), c, update_w_avg=False)
                 ws = mix_styles(ws, ws_other, crossover)
         return ws
+
+    def mixing_layers(self) -> int:
+        """The crossover of style mixing is drawn in ``[1, mixing_layers())``: every ws (a growing model: the ws its
+        current stage reads)."""
+        return self.generator.num_ws
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """The training generator: :meth:`mapped_latents` (style mixing in training mode), then synthesis."""

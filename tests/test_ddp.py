@@ -53,6 +53,26 @@ def test_ddp_progressive_growing_keeps_ranks_identical_through_every_phase(tmp_p
     assert (rank0["resolution"], rank0["alpha"], rank0["batch_size"]) == (rank1["resolution"], rank1["alpha"], rank1["batch_size"]) == (16, 1.0, 8)
 
 
+def test_ddp_stylegan2_with_lazy_regularisation_keeps_ranks_identical(tmp_path: Path) -> None:
+    """A conditional StyleGAN2 with style mixing (each rank draws its own crossover), lazy R1 and path length
+    (the running mean reduced over ranks) and EMA on 2 processes: every parameter and buffer (the tracked
+    average w, averaged at the end of fit) is identical on both ranks, and so is the path length mean."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "stylegan2"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    for name, value in rank0["after"].items():
+        assert torch.equal(value, rank1["after"][name]), f"{name} differs across ranks"
+    before, after = rank0["before"], rank0["after"]
+    moved = {k.split(".")[0] for k, v in before.items() if v.is_floating_point() and not torch.equal(v, after[k])}
+    assert {"generator", "discriminator"} <= moved
+    assert not torch.equal(after["generator_ema.synthesis.b16.conv1.weight"], after["generator.synthesis.b16.conv1.weight"])
+    assert not torch.equal(rank0["after"]["generator.mapping.w_avg"], rank0["before"]["generator.mapping.w_avg"])
+    assert rank0["d_steps"] == rank1["d_steps"] == 8 and rank0["g_steps"] == 8
+    assert rank0["pl_mean"] > 0 and torch.equal(rank0["pl_mean"], rank1["pl_mean"])
+
+
 PROPERTIES = Path(__file__).parent / "scripts" / "ddp_properties.py"
 
 

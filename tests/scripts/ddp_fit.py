@@ -2,7 +2,8 @@
 
 Run by tests/test_ddp.py as ``python ddp_fit.py OUT_DIR MODEL [IMAGE_FOLDER]``; Lightning's launcher starts
 rank 1 by re-running this command. ``progan`` grows 4 -> 16 through every phase on the images of IMAGE_FOLDER
-(per-resolution batch sizes, so the dataloaders are rebuilt mid-run on both ranks).
+(per-resolution batch sizes, so the dataloaders are rebuilt mid-run on both ranks). ``stylegan2`` trains a
+conditional StyleGAN2 with style mixing, lazy R1 and path length every 2 steps, and EMA.
 """
 
 import sys
@@ -12,9 +13,9 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from callbacks import ProgressiveGrowing
+from callbacks import EMA, LazyRegularization, ProgressiveGrowing
 from datamodules import ImageFolderDataModule
-from gans import DCGAN, WGANGP, ProGAN
+from gans import DCGAN, WGANGP, ProGAN, StyleGAN2
 
 out_dir, model_name = Path(sys.argv[1]), sys.argv[2]
 L.seed_everything(0)
@@ -25,6 +26,13 @@ if model_name == "progan":
     # 2 x 4 each), 16 fading in (2 batches of 2 x 8), then 2 batches at 16 stable: 14 batches = 28 optimizer steps.
     callbacks, max_steps = [ProgressiveGrowing(stable_kimg=0.032, fade_kimg=0.032, batch_size={8: 4})], 28
     data = ImageFolderDataModule(root=sys.argv[3], img_resolution=16, batch_size=8, num_workers=0, cache_dir=str(out_dir / "cache"))
+elif model_name == "stylegan2":
+    model = StyleGAN2(img_resolution=16, z_dim=8, w_dim=8, mapping_layers=2, channel_base=64, channel_max=8, mbstd_group_size=2, num_classes=3)
+    lazy = LazyRegularization(r1_gamma=1.0, r1_interval=2, pl_weight=2.0, pl_interval=2)
+    callbacks, max_steps = [lazy, EMA(half_life_kimg=0.01)], 30  # 8 batches: 8 D + 8 G steps, 4 R1 and 4 path length steps
+    gen = torch.Generator().manual_seed(1)
+    images = torch.rand(64, 3, 16, 16, generator=gen) * 2 - 1
+    data = DataLoader(TensorDataset(images, torch.randint(0, 3, (64,), generator=gen)), batch_size=8, shuffle=True)
 else:
     model_cls = {"dcgan": DCGAN, "wgan_gp": WGANGP}[model_name]
     model = model_cls(img_resolution=16, img_channels=1, z_dim=8, ngf=8, ndf=8, n_critic=2)
@@ -52,4 +60,6 @@ state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
 record = {"before": before, "after": state, "g_steps": model.g_steps, "images_seen": model.images_seen}
 if model_name == "progan":
     record.update(resolution=model.current_resolution, alpha=model.alpha, batch_size=data.batch_size)
+if model_name == "stylegan2":
+    record.update(pl_mean=lazy.pl_mean, d_steps=lazy.d_steps)
 torch.save(record, out_dir / f"rank{trainer.global_rank}.pt")
