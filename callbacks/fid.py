@@ -45,7 +45,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from callbacks.samples import eval_mode, logger_step
-from callbacks.schedule import KimgSchedule
+from callbacks.schedule import KimgMetric
 from gans import distributed
 from gans.cache import cache_root
 from gans.errors import ConfigError
@@ -73,7 +73,7 @@ def rank_block(n: int, rank: int, world_size: int) -> Tensor:
     return torch.tensor_split(torch.arange(n), world_size)[rank]
 
 
-class FID(L.Callback):
+class FID(KimgMetric):
     """Every ``every_kimg`` thousand images: FID (and KID) of ``num_samples`` generated images vs the real ones."""
 
     def __init__(
@@ -107,7 +107,7 @@ class FID(L.Callback):
             cache_dir: where real statistics are cached; None = ``$GANS_CACHE/real_stats`` or ``~/.cache/gans/real_stats``.
             seed: seed of KID's random subsets.
         """
-        super().__init__()
+        super().__init__(every_kimg, at_start, at_end)
         if every_kimg < 0:
             raise ConfigError(f"FID every_kimg must be >= 0, got {every_kimg}.")
         if num_samples < 2 or (num_real is not None and num_real < 2):
@@ -122,12 +122,8 @@ class FID(L.Callback):
         self.kid = kid
         self.kid_subset_size = kid_subset_size
         self.kid_subsets = kid_subsets
-        self.at_start = at_start
-        self.at_end = at_end
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.seed = seed
-        self.history: list[dict[str, float]] = []  # one entry per evaluation, saved in checkpoints
-        self.schedule = KimgSchedule(every_kimg)
         self._extractor: nn.Module | None = None
         self._metrics: dict[str, Any] = {}
         self._real_ready = False
@@ -142,27 +138,6 @@ class FID(L.Callback):
             raise ConfigError(f"FID compares images, but the data have shape {tuple(shape)}: remove callbacks.FID for this data.")
         if self._extractor is None:
             self._extractor = self.feature_extractor if self.feature_extractor is not None else InceptionFeatures()
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.schedule.start(pl_module.images_seen)
-        if self.at_start and pl_module.images_seen == 0 and not self.history:
-            self.evaluate(trainer, pl_module)
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.schedule.due(pl_module.images_seen):
-            self.evaluate(trainer, pl_module)
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        kimg = pl_module.images_seen / 1000.0
-        if self.at_end and (not self.history or self.history[-1]["train/kimg"] != kimg):
-            self.evaluate(trainer, pl_module)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history, "next_images": self.schedule.next_images}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.history = list(state_dict["history"])
-        self.schedule.next_images = state_dict.get("next_images")
 
     # The evaluation.
 

@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from callbacks.fid import rank_block
 from callbacks.samples import eval_mode, logger_step
-from callbacks.schedule import KimgSchedule
+from callbacks.schedule import KimgMetric
 from gans import distributed
 from gans.errors import ConfigError
 from gans.latents import lerp, slerp
@@ -173,7 +173,7 @@ def perceptual_path_length(
 # The callback.
 
 
-class PPL(L.Callback):
+class PPL(KimgMetric):
     """Every ``every_kimg`` thousand images: perceptual path length of the (EMA) generator, as ``metrics/ppl``."""
 
     def __init__(
@@ -205,7 +205,7 @@ class PPL(L.Callback):
             at_start: also evaluate before the first step.
             at_end: also evaluate when training ends.
         """
-        super().__init__()
+        super().__init__(every_kimg, at_start, at_end)
         if every_kimg < 0:
             raise ConfigError(f"PPL every_kimg must be >= 0, got {every_kimg}.")
         if num_samples < 1 or batch_size < 1:
@@ -223,10 +223,6 @@ class PPL(L.Callback):
         self.crop = crop
         self.distance = distance
         self.noise_mode = noise_mode
-        self.at_start = at_start
-        self.at_end = at_end
-        self.history: list[dict[str, float]] = []  # one entry per evaluation, saved in checkpoints
-        self.schedule = KimgSchedule(every_kimg)
         self._distance: nn.Module | Distance | None = None
 
     # Lightning hooks.
@@ -242,27 +238,6 @@ class PPL(L.Callback):
             )
         if self._distance is None:
             self._distance = self.distance if self.distance is not None else InceptionDistance()
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.schedule.start(pl_module.images_seen)
-        if self.at_start and pl_module.images_seen == 0 and not self.history:
-            self.evaluate(trainer, pl_module)
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.schedule.due(pl_module.images_seen):
-            self.evaluate(trainer, pl_module)
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        kimg = pl_module.images_seen / 1000.0
-        if self.at_end and (not self.history or self.history[-1]["train/kimg"] != kimg):
-            self.evaluate(trainer, pl_module)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history, "next_images": self.schedule.next_images}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.history = list(state_dict["history"])
-        self.schedule.next_images = state_dict.get("next_images")
 
     # The evaluation.
 

@@ -7,6 +7,9 @@ Counting in images (integers) rather than kimg (floats) matters: ``9 * 0.128`` i
 from __future__ import annotations
 
 import math
+from typing import Any
+
+import lightning as L
 
 
 class KimgSchedule:
@@ -30,3 +33,43 @@ class KimgSchedule:
 
     def _after(self, images_seen: int) -> float:
         return (images_seen // self.every_images + 1) * self.every_images if self.every_images > 0 else math.inf
+
+
+class KimgMetric(L.Callback):
+    """A metric measured every ``every_kimg`` thousand images, at the start (``at_start``, only a fresh run) and
+    at the end of fit (``at_end``, unless it was just measured); :class:`callbacks.FID` and :class:`callbacks.PPL`.
+
+    Subclasses write :meth:`evaluate` and append ``{"train/kimg": ..., metric: value}`` to ``history``, which is
+    saved in checkpoints with the schedule, so a resumed run measures at the same points.
+    """
+
+    def __init__(self, every_kimg: float, at_start: bool, at_end: bool) -> None:
+        super().__init__()
+        self.at_start = at_start
+        self.at_end = at_end
+        self.history: list[dict[str, float]] = []  # one entry per evaluation, saved in checkpoints
+        self.schedule = KimgSchedule(every_kimg)
+
+    def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
+        raise NotImplementedError
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.schedule.start(pl_module.images_seen)
+        if self.at_start and pl_module.images_seen == 0 and not self.history:
+            self.evaluate(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.schedule.due(pl_module.images_seen):
+            self.evaluate(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        kimg = pl_module.images_seen / 1000.0
+        if self.at_end and (not self.history or self.history[-1]["train/kimg"] != kimg):
+            self.evaluate(trainer, pl_module)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history, "next_images": self.schedule.next_images}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict["history"])
+        self.schedule.next_images = state_dict.get("next_images")

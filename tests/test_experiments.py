@@ -66,6 +66,8 @@ def with_tiny_fid(config: Path, out: Path) -> Path:
     for callback in settings["trainer"].get("callbacks", []):
         if callback["class_path"] == "callbacks.FID":
             callback["init_args"].update(num_samples=4, num_real=4)
+        if callback["class_path"] == "callbacks.PPL":
+            callback["init_args"].update(num_samples=4, batch_size=4)
         if callback["class_path"] == "callbacks.ProgressiveGrowing" and "batch_size" in callback["init_args"]:
             callback["init_args"]["batch_size"] = {r: min(b, 8) for r, b in callback["init_args"]["batch_size"].items()}
     out.write_text(yaml.safe_dump(settings))
@@ -88,6 +90,8 @@ def test_experiment_fits_a_few_steps(config: Path, mnist_root: Path, tmp_path: P
     callbacks = {c["class_path"] for c in yaml.safe_load(config.read_text())["trainer"].get("callbacks", [])}
     if "callbacks.FID" in callbacks:  # it ran at the end
         assert trainer.callback_metrics["metrics/fid"].isfinite()
+    if "callbacks.PPL" in callbacks:
+        assert trainer.callback_metrics["metrics/ppl"].isfinite()
     growing = [c["init_args"] for c in yaml.safe_load(config.read_text())["trainer"].get("callbacks", []) if c["class_path"] == "callbacks.ProgressiveGrowing"]
     if growing:  # growing starts at its first stage (4x4 unless the config says), at the config's final size
         start = growing[0].get("start_resolution", 4)
