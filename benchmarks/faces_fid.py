@@ -89,7 +89,7 @@ def model_class(config: dict) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFeatures) -> dict:
+def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFeatures, every: int = 1) -> dict:
     config = yaml.safe_load(config_path.read_text())
     name = config_path.stem
     run = OUT / name
@@ -103,11 +103,14 @@ def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFe
     checkpoints = sorted(run.rglob("kimg*.ckpt"), key=kimg_of)
     if not checkpoints:
         raise SystemExit(f"No kimg checkpoints under {run}: run without --skip-fit first.")
+    chosen = checkpoints[every - 1 :: every]
+    if chosen[-1:] != checkpoints[-1:]:
+        chosen.append(checkpoints[-1])
     resolution = config["data"]["init_args"]["img_resolution"]
     real = real_features(extractor, num, resolution)
     cls = model_class(config)
     rows = []
-    for ckpt in checkpoints:
+    for ckpt in chosen:
         model = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
         start = time.perf_counter()
         fake = torch.cat([to_uint8(model.sample_indexed(idx)) for idx in torch.arange(num).split(100)])
@@ -128,12 +131,13 @@ def main() -> None:
     parser.add_argument("--config", type=Path, nargs="+", required=True, help="experiment configs, trained one after the other")
     parser.add_argument("--skip-fit", action="store_true", help="evaluate the checkpoints of existing runs")
     parser.add_argument("--num", type=int, default=1000, help="samples (and real images) for FID/KID")
+    parser.add_argument("--every", type=int, default=1, help="evaluate every n-th kimg checkpoint (and the last)")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     extractor = InceptionFeatures()
     results = {}
     for config in args.config:
-        results[config.stem] = evaluate(config, args.num, args.skip_fit, extractor)
+        results[config.stem] = evaluate(config, args.num, args.skip_fit, extractor, args.every)
     print("| config | kimg | FID | KID x 1e3 |\n| --- | --- | --- | --- |")
     for name, summary in results.items():
         for row in summary["curve"]:
