@@ -29,7 +29,7 @@ if model_name == "progan":
 elif model_name == "stylegan2":
     model = StyleGAN2(img_resolution=16, z_dim=8, w_dim=8, mapping_layers=2, channel_base=64, channel_max=8, mbstd_group_size=2, num_classes=3)
     lazy = LazyRegularization(r1_gamma=1.0, r1_interval=2, pl_weight=2.0, pl_interval=2)
-    callbacks, max_steps = [lazy, EMA(half_life_kimg=0.01)], 30  # 8 batches: 8 D + 8 G steps, 4 R1 and 4 path length steps
+    callbacks, max_steps = [lazy, EMA(half_life_kimg=0.01)], 30  # 15 batches (a D and a G step each), 7 R1 and 7 path length steps
     gen = torch.Generator().manual_seed(1)
     images = torch.rand(64, 3, 16, 16, generator=gen) * 2 - 1
     data = DataLoader(TensorDataset(images, torch.randint(0, 3, (64,), generator=gen)), batch_size=8, shuffle=True)
