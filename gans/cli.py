@@ -20,7 +20,7 @@ from lightning.pytorch.loggers import WandbLogger
 
 from callbacks.run_id import WandbRunId, wandb_run_id
 from gans.base import GANModule
-from gans.errors import find_user_error
+from gans.errors import exit_on_user_error
 
 
 def wandb_key_available() -> bool:
@@ -115,11 +115,4 @@ def main() -> None:
 
     A :mod:`gans.errors` user error (bad setting, missing data) prints as one line, not a traceback.
     """
-    try:
-        cli()
-    except Exception as err:
-        user_error = find_user_error(err)
-        if user_error is None:
-            raise
-        print(f"error: {user_error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    exit_on_user_error(cli)

@@ -1,5 +1,12 @@
 """Errors a user can fix: the ``lightning`` command prints their message on one line instead of a traceback."""
 
+from __future__ import annotations
+
+import sys
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
 
 class ConfigError(ValueError):
     """A setting that cannot work; the message names the setting and the fix."""
@@ -25,3 +32,16 @@ def find_user_error(err: BaseException | None) -> BaseException | None:
         seen.add(id(err))
         err = err.__cause__ or err.__context__
     return None
+
+
+def exit_on_user_error(run: Callable[[], T]) -> T:
+    """``run()``; a :data:`USER_ERRORS` anywhere in a failure's chain prints as one ``error:`` line on stderr and
+    exits with status 2 instead of a traceback (the command-line entry points)."""
+    try:
+        return run()
+    except Exception as err:
+        user_error = find_user_error(err)
+        if user_error is None:
+            raise
+        print(f"error: {user_error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -47,7 +47,7 @@ from torch import Tensor, nn
 from torchvision.utils import make_grid
 
 from callbacks.samples import real_vs_fake_grid
-from gans.errors import ConfigError, find_user_error
+from gans.errors import ConfigError, exit_on_user_error
 from gans.inception import to_uint8
 from gans.latents import lerp, seeded_latents, slerp
 from gans.projector import project
@@ -466,14 +466,7 @@ def run(args: argparse.Namespace) -> Path:
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m gans.style_tools <command> ...``; a user error prints one line (exit status 2)."""
     args = build_parser().parse_args(argv)
-    try:
-        path = run(args)
-    except Exception as err:
-        user_error = find_user_error(err)
-        if user_error is None:
-            raise
-        print(f"error: {user_error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    path = exit_on_user_error(lambda: run(args))
     print(f"wrote {path}", file=sys.stderr)
 
 

@@ -22,18 +22,9 @@ from gans.labels import LabelSpace
 from gans.layers import MappingNetwork
 from gans.perceptual import pixel_distance
 from helpers import quiet_trainer
-from style_stub import StubStyleGAN
+from style_stub import StubStyleGAN, one_thread  # noqa: F401 (one_thread: an autouse fixture)
 
 UNCONDITIONAL = LabelSpace.from_num_classes(0)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions run many times faster on one thread than on two contended ones (2-core CI)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class LinearSynthesis(nn.Module):

@@ -19,7 +19,7 @@ from gans.latents import seeded_latents, slerp
 from gans.perceptual import FeatureDistance, pixel_distance
 from gans.projector import load_noise_, noise_buffers, noise_regularization, project, projector_learning_rate, w_noise_std
 from helpers import quiet_trainer
-from style_stub import StubGenerator, StubStyleGAN
+from style_stub import StubGenerator, StubStyleGAN, one_thread  # noqa: F401 (one_thread: an autouse fixture)
 
 
 @pytest.fixture
@@ -31,15 +31,6 @@ def generator() -> StubGenerator:
 def render(g: StubGenerator, seeds: list[int], noise_mode: str = "const") -> torch.Tensor:
     with torch.no_grad():
         return g.synthesis(style_tools.map_seeds(g, seeds), noise_mode=noise_mode)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions run many times faster on one thread than on two contended ones (2-core CI)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # Latents.
