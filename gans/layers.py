@@ -334,35 +334,53 @@ def modulated_conv2d(
     demodulate: bool = True,
     up: bool = False,
     fir_kernel: Tensor | None = None,
+    fused: bool = True,
     eps: float = 1e-8,
 ) -> Tensor:
-    """StyleGAN2's weight modulation and demodulation (section 2.2, eq. 1-3), for the whole batch as
-    one grouped convolution.
+    """StyleGAN2's weight modulation and demodulation (section 2.2, eq. 1-3).
 
     Each sample's weight is ``w'_ijk = s_i w_ijk`` (``styles [N, in]`` scale the input channels) and,
     with ``demodulate``, ``w''_ijk = w'_ijk / sqrt(sum_ik w'_ijk^2 + eps)``, so each output channel has
-    unit standard deviation for unit-variance input. The batch is folded into the channels and
-    convolved with ``groups = N``. With ``up`` the convolution is transposed with stride 2 and followed
-    by the FIR filter ``fir_kernel`` (gain 4), as the official ``conv2d_resample``: the output is exactly
-    twice the size. ``weight [out, in, k, k]`` is the raw (N(0, 1)) weight; demodulation makes a
-    fan-in scale unnecessary, and without it the caller scales ``styles``.
+    unit standard deviation for unit-variance input. With ``up`` the convolution is transposed with
+    stride 2 and followed by the FIR filter ``fir_kernel`` (gain 4), as the official ``conv2d_resample``:
+    the output is exactly twice the size. ``weight [out, in, k, k]`` is the raw (N(0, 1)) weight;
+    demodulation makes a fan-in scale unnecessary, and without it the caller scales ``styles``.
+
+    Two equal computations, as the official ``fused_modconv`` switch:
+
+    - ``fused=True``: the batch is folded into the channels and convolved once with ``groups = N`` and
+      per-sample weights (the paper's formulation; fastest for inference);
+    - ``fused=False``: the input is scaled by ``s``, convolved with the one shared weight and the output
+      scaled by the demodulation coefficients (the paper's "implemented by scaling the activations" form;
+      faster to train on CPU, where grouped convolutions backpropagate slowly).
     """
     n, in_channels, h, w = x.shape
     out_channels, _, k, _ = weight.shape
+    if up and fir_kernel is None:
+        raise ValueError("modulated_conv2d(up=True) needs the FIR kernel that follows the transposed convolution.")
+    if not fused:
+        out = _conv_or_up(x * styles.reshape(n, in_channels, 1, 1), weight, up, fir_kernel, groups=1)
+        if demodulate:  # sum_ik (s_i w_oik)^2 = sum_i s_i^2 sum_k w_oik^2
+            dcoefs = (styles.square() @ weight.square().sum(dim=(2, 3)).t() + eps).rsqrt()
+            out = out * dcoefs.reshape(n, out_channels, 1, 1)
+        return out
     weights = weight.unsqueeze(0) * styles.reshape(n, 1, in_channels, 1, 1)  # [N, O, I, k, k]
     if demodulate:
         weights = weights * (weights.square().sum(dim=(2, 3, 4), keepdim=True) + eps).rsqrt()
-    x = x.reshape(1, n * in_channels, h, w)
+    out = _conv_or_up(x.reshape(1, n * in_channels, h, w), weights.reshape(n * out_channels, in_channels, k, k), up, fir_kernel, groups=n)
+    return out.reshape(n, out_channels, *out.shape[2:])
+
+
+def _conv_or_up(x: Tensor, weight: Tensor, up: bool, fir_kernel: Tensor | None, groups: int) -> Tensor:
+    """A same-size convolution, or (``up``) a stride-2 transposed convolution followed by the FIR filter."""
+    k = weight.shape[-1]
     if not up:
-        out = F.conv2d(x, weights.reshape(n * out_channels, in_channels, k, k), padding=k // 2, groups=n)
-        return out.reshape(n, out_channels, *out.shape[2:])
-    if fir_kernel is None:
-        raise ValueError("modulated_conv2d(up=True) needs the FIR kernel that follows the transposed convolution.")
+        return F.conv2d(x, weight, padding=k // 2, groups=groups)
     # The transposed convolution takes [in, out / groups, k, k] per group.
-    weights = weights.transpose(1, 2).reshape(n * in_channels, out_channels, k, k)
-    out = F.conv_transpose2d(x, weights, stride=2, groups=n)  # [1, N*O, 2H + k - 2, ...]
+    out_per_group, in_per_group = weight.shape[0] // groups, weight.shape[1]
+    weight = weight.reshape(groups, out_per_group, in_per_group, k, k).transpose(1, 2).reshape(groups * in_per_group, out_per_group, k, k)
+    out = F.conv_transpose2d(x, weight, stride=2, groups=groups)  # [., O, 2H + k - 2, ...]
     fk = fir_kernel.shape[-1]
     pad0 = k // 2 + (fk + 1) // 2 - (k - 1)
     pad1 = k // 2 + (fk - 2) // 2 - (k - 2)
-    out = upfirdn2d(out, fir_kernel, padding=[pad0, pad1, pad0, pad1], gain=4)
-    return out.reshape(n, out_channels, *out.shape[2:])
+    return upfirdn2d(out, fir_kernel, padding=[pad0, pad1, pad0, pad1], gain=4)

@@ -8,8 +8,9 @@ names, so an official state dict loads with :meth:`StyleGAN2.from_official_state
 - **Mapping** (:class:`gans.layers.MappingNetwork`): z (and an embedded class vector) normalised,
   ``mapping_layers`` dense layers with lr multiplier 0.01, the tracked average w for truncation.
 - **Synthesis** (section 2, Figure 2d): a learned 4x4 constant; every layer a modulated and demodulated
-  3x3 convolution (:func:`gans.layers.modulated_conv2d`, eq. 1-3, one grouped convolution for the
-  batch) whose style is an affine map of its w (bias initialised to 1); per-pixel noise times a learned
+  3x3 convolution (:func:`gans.layers.modulated_conv2d`, eq. 1-3: one grouped convolution for the
+  batch in eval mode, scaled activations around one shared-weight convolution in training, as the
+  official ``fused_modconv = not training``) whose style is an affine map of its w (bias initialised to 1); per-pixel noise times a learned
   scalar strength and the bias are added *outside* the style block, then leaky ReLU times sqrt(2).
   Upsampling is a transposed convolution followed by the FIR filter [1, 3, 3, 1]. Architectures
   (section 4.1, Figure 7): ``skip`` (config E/F: each resolution's toRGB added to the upsampled image),
@@ -97,7 +98,9 @@ class SynthesisLayer(nn.Module):
 
     def forward(self, x: Tensor, w: Tensor, noise_mode: str = "random", gain: float = 1.0) -> Tensor:
         styles = self.affine(w)
-        x = modulated_conv2d(x, self.weight, styles, demodulate=True, up=self.up, fir_kernel=None if self.fir is None else self.fir.kernel)
+        x = modulated_conv2d(
+            x, self.weight, styles, demodulate=True, up=self.up, fir_kernel=None if self.fir is None else self.fir.kernel, fused=not self.training
+        )
         if self.use_noise and noise_mode == "random":
             x = x + torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device, dtype=x.dtype) * self.noise_strength
         elif self.use_noise and noise_mode == "const":
@@ -121,7 +124,7 @@ class ToRGBLayer(nn.Module):
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
         styles = self.affine(w) * self.weight_gain
-        return modulated_conv2d(x, self.weight, styles, demodulate=False) + self.bias.reshape(1, -1, 1, 1)
+        return modulated_conv2d(x, self.weight, styles, demodulate=False, fused=not self.training) + self.bias.reshape(1, -1, 1, 1)
 
 
 class SynthesisBlock(nn.Module):

@@ -132,13 +132,15 @@ def test_demodulated_weights_give_unit_output_variance_for_unit_variance_input()
     assert (plain - 1).abs().mean() > 1  # without demodulation the scale follows the styles
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("up", [False, True])
-def test_grouped_modulated_convolution_equals_the_per_sample_loop(up: bool) -> None:
+def test_modulated_convolution_equals_the_per_sample_loop(up: bool, fused: bool) -> None:
+    """Both forms (grouped per-sample weights; scaled activations around the shared weight) against eq. 1-3 per sample."""
     torch.manual_seed(1)
     n, cin, cout = 4, 5, 6
     x, weight, styles = torch.randn(n, cin, 8, 8), torch.randn(cout, cin, 3, 3), torch.randn(n, cin)
     kernel = fir_kernel(BINOMIAL_4)
-    batched = modulated_conv2d(x, weight, styles, up=up, fir_kernel=kernel)
+    batched = modulated_conv2d(x, weight, styles, up=up, fir_kernel=kernel, fused=fused)
     for i in range(n):
         w = weight * styles[i].reshape(1, cin, 1, 1)
         w = w / w.square().sum(dim=(1, 2, 3), keepdim=True).add(1e-8).sqrt()
@@ -185,6 +187,23 @@ def test_synthesis_layers_read_their_own_w() -> None:
         changed[:, i] += 1.0
         assert not torch.allclose(G.synthesis(changed, noise_mode="const"), base), f"w {i} is read by no layer"
     assert G.synthesis.ws_resolutions == [4, 8, 8, 8]
+
+
+def test_training_and_eval_synthesis_compute_the_same_images_and_gradients() -> None:
+    """Training runs the scaled-activation modulated convolutions, eval the grouped ones: same function."""
+    torch.manual_seed(0)
+    G = tiny().generator  # skip G: every block's modulated convolutions (one upsampling) and toRGB are used
+    ws = torch.randn(3, G.num_ws, 16)
+    outputs, grads = [], []
+    for training in (True, False):
+        G.train(training)
+        G.zero_grad()
+        image = G.synthesis(ws, noise_mode="const")
+        image.square().mean().backward()
+        outputs.append(image.detach())
+        grads.append(torch.cat([p.grad.flatten() for p in G.synthesis.parameters() if p.grad is not None]))
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
 
 
 def test_truncation_psi_zero_gives_the_average_w_image() -> None:
