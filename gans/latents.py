@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -50,3 +51,13 @@ def slerp(a: Tensor, b: Tensor, t: Tensor | float, eps: float = 1e-7) -> Tensor:
     straight = lerp(a, b, t)
     out = torch.where(c_norm > eps, turned, straight)
     return out / out.norm(dim=-1, keepdim=True).clamp_min(eps)
+
+
+def truncated_normal(n: int, dim: int, threshold: float, generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> Tensor:
+    """``[n, dim]`` from N(0, I) truncated to ``[-threshold, threshold]`` per coordinate: BigGAN's truncation
+    trick (Brock et al. 2018, arXiv:1809.11096, section 3.1), sampled exactly (``torch.nn.init.trunc_normal_``),
+    not by clipping. ``threshold <= 0`` or ``inf`` = the untruncated prior."""
+    z = torch.empty(n, dim, device=device)
+    if threshold <= 0 or math.isinf(threshold):
+        return z.normal_(generator=generator)
+    return torch.nn.init.trunc_normal_(z, 0.0, 1.0, -threshold, threshold, generator=generator)

@@ -1,5 +1,8 @@
 """Building blocks shared by the variants: initialisers, normalisation choice, maxout, test-time dropout,
-and the equalized-learning-rate layers, pixel norm and minibatch standard deviation of ProGAN / StyleGAN."""
+the equalized-learning-rate layers, pixel norm and minibatch standard deviation of ProGAN / StyleGAN, the
+mapping network and modulated convolution of StyleGAN / StyleGAN2, and the conditional family's spectral
+norm, class embedding, conditional batch norm, projection and self-attention (SNGAN, projection cGAN, SAGAN,
+BigGAN)."""
 
 from __future__ import annotations
 
@@ -384,3 +387,117 @@ def _conv_or_up(x: Tensor, weight: Tensor, up: bool, fir_kernel: Tensor | None, 
     pad0 = k // 2 + (fk + 1) // 2 - (k - 1)
     pad1 = k // 2 + (fk - 2) // 2 - (k - 2)
     return upfirdn2d(out, fir_kernel, padding=[pad0, pad1, pad0, pad1], gain=4)
+
+
+# The conditional family's layers (issue 11): spectral normalisation, class embedding, conditional batch
+# norm, projection and self-attention, each written once.
+
+
+def spectral_norm(module: nn.Module, enabled: bool = True, n_power_iterations: int = 1, eps: float = 1e-12) -> nn.Module:
+    """``module`` with its weight divided by its largest singular value (Miyato et al. 2018, arXiv:1802.05957,
+    eq. 8), estimated by ``n_power_iterations`` power iterations per training forward (section 2.1, Algorithm 1).
+
+    torch's :func:`torch.nn.utils.parametrizations.spectral_norm`: the vectors ``u`` and ``v`` are buffers
+    (``parametrizations.weight.0._u`` / ``_v``), so they are saved in checkpoints and, computed from the same
+    weights from the same seeded start, equal on every rank. Conv weights are reshaped to ``[out, in * k * k]``.
+    ``enabled=False`` returns the module unchanged (one switch for models with and without SN).
+    """
+    if not enabled:
+        return module
+    return nn.utils.parametrizations.spectral_norm(module, n_power_iterations=n_power_iterations, eps=eps)
+
+
+def sn_conv2d(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0, bias: bool = True, sn: bool = True) -> nn.Module:
+    """A 2d convolution, spectrally normalised when ``sn``."""
+    return spectral_norm(nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias), sn)
+
+
+def sn_linear(in_features: int, out_features: int, bias: bool = True, sn: bool = True) -> nn.Module:
+    """A linear layer, spectrally normalised when ``sn``."""
+    return spectral_norm(nn.Linear(in_features, out_features, bias=bias), sn)
+
+
+class ClassEmbedding(nn.Module):
+    """Labels of a :class:`gans.labels.LabelSpace` to vectors ``[N, dim]``: one learned row per class.
+
+    One head: ``embed(y)``. Several heads (hair and eye colour): the sum of each head's row, which is a linear
+    map of the concatenated one-hot vector (the tag vector). This is the projection discriminator's ``V`` and
+    BigGAN's shared embedding. ``sn`` spectrally normalises the table (the projection D of Miyato & Koyama).
+    """
+
+    def __init__(self, heads: tuple[int, ...] | list[int] | int, dim: int, sn: bool = False) -> None:
+        super().__init__()
+        self.heads = (int(heads),) if isinstance(heads, int) else tuple(int(h) for h in heads)
+        if not self.heads or min(self.heads) < 1:
+            raise ConfigError(f"ClassEmbedding needs at least one head with >= 1 class, got {heads}.")
+        self.embedding = spectral_norm(nn.Embedding(sum(self.heads), dim), sn)
+        self.register_buffer("offsets", torch.tensor([0, *self.heads[:-1]]).cumsum(0), persistent=False)
+
+    def forward(self, labels: Tensor) -> Tensor:
+        labels = labels.long().reshape(labels.shape[0], len(self.heads))
+        return self.embedding(labels + self.offsets).sum(dim=1)
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm whose gain and bias are functions of a per-sample condition vector ``y [N, cond_dim]``:
+    ``BN(x) * (1 + W_gain y) + W_bias y`` (de Vries et al. 2017; Dumoulin et al. 2017).
+
+    With ``y`` the one-hot class vector every class has its own gain and bias, initialised to 1 and 0: the
+    class-conditional BN of the projection cGAN (Miyato & Koyama 2018, section 4) and SAGAN. BigGAN feeds
+    ``y`` = [shared class embedding, z chunk] (Brock et al. 2018, section 3 and appendix B) through
+    spectrally normalised linear maps (``sn``). The normalisation is an ``nn.BatchNorm2d`` without affine
+    parameters, so ``nn.SyncBatchNorm.convert_sync_batchnorm`` turns it into a synchronised one.
+    """
+
+    def __init__(self, num_features: int, cond_dim: int, sn: bool = False, eps: float = 1e-5, momentum: float | None = 0.1) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(num_features, eps=eps, momentum=momentum, affine=False)
+        self.gain = sn_linear(cond_dim, num_features, bias=False, sn=sn)
+        self.bias = sn_linear(cond_dim, num_features, bias=False, sn=sn)
+        if not sn:  # per-class gain 1 and bias 0 at the start; spectrally normalised maps cannot be zero
+            nn.init.zeros_(self.gain.weight)
+            nn.init.zeros_(self.bias.weight)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        gain = 1 + self.gain(y)
+        bias = self.bias(y)
+        return self.bn(x) * gain[:, :, None, None] + bias[:, :, None, None]
+
+
+def projection(features: Tensor, embedded_labels: Tensor) -> Tensor:
+    """The projection discriminator's class term ``<embed(y), phi(x)>`` per sample (Miyato & Koyama 2018,
+    arXiv:1802.05637, eq. 3): ``D(x, y) = psi(phi(x)) + projection(phi(x), embed(y))``."""
+    return (features * embedded_labels).sum(dim=1)
+
+
+class SelfAttention(nn.Module):
+    """SAGAN's self-attention block (Zhang et al. 2018, arXiv:1805.08318, section 3, eq. 1-3):
+    ``y = x + gamma * o`` with ``gamma`` learned from 0, so the block starts as the identity.
+
+    1x1 convolutions give the query ``f(x)`` and key ``g(x)`` with ``key_channels`` (C/8) channels and the
+    value ``h(x)`` with ``value_channels``; ``beta = softmax(f^T g)`` over the N = H W positions; ``o`` maps
+    the attended values back to C channels with one more 1x1 convolution. The paper writes C/8 for the
+    value too (the default); the official SAGAN and BigGAN code use C/2 and max-pool the keys and values
+    2x2 (``value_channels=C // 2, pool=True``), which BigGAN's parameter counts need. No biases, as both.
+    """
+
+    def __init__(self, channels: int, key_channels: int | None = None, value_channels: int | None = None, pool: bool = False, sn: bool = True) -> None:
+        super().__init__()
+        key_channels = key_channels or max(channels // 8, 1)
+        value_channels = value_channels or max(channels // 8, 1)
+        self.query = sn_conv2d(channels, key_channels, 1, bias=False, sn=sn)
+        self.key = sn_conv2d(channels, key_channels, 1, bias=False, sn=sn)
+        self.value = sn_conv2d(channels, value_channels, 1, bias=False, sn=sn)
+        self.out = sn_conv2d(value_channels, channels, 1, bias=False, sn=sn)
+        self.pool = pool
+        self.gamma = nn.Parameter(torch.zeros([]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        query = self.query(x).flatten(2)  # [N, C_k, HW]
+        key, value = self.key(x), self.value(x)
+        if self.pool:
+            key, value = F.max_pool2d(key, 2), F.max_pool2d(value, 2)
+        attention = torch.softmax(query.transpose(1, 2) @ key.flatten(2), dim=-1)  # [N, HW, HW']: row i sums to 1
+        attended = (value.flatten(2) @ attention.transpose(1, 2)).reshape(n, -1, h, w)  # [N, C_v, H, W]
+        return x + self.gamma * self.out(attended)
