@@ -34,6 +34,20 @@ def shrink(config: Path) -> list[str]:
     return [*sizes, *small["args"]]
 
 
+def tiny_tags(init_args: dict, n: int, path: Path) -> list[str]:
+    """A tags file giving each of ``n`` tiny images a hair and an eye colour, for a conditional anime config. The colours
+    come from the config's ``hair_colors`` / ``eye_colors`` when it names them (so its ``num_classes`` still fit);
+    otherwise the data has 3 x 2 classes and the model is told so."""
+    hair = (init_args.get("hair_colors") or ["blonde", "blue", "pink"])[:3]
+    eyes = (init_args.get("eye_colors") or ["red", "green"])[:2]
+    path.write_text("".join(f"{i},{hair[i % len(hair)]} hair {eyes[(i // len(hair)) % len(eyes)]} eyes\n" for i in range(n)))
+    args = [f"--data.init_args.tags_file={path}"]
+    if not init_args.get("hair_colors") or not init_args.get("eye_colors"):
+        args.append(f"--model.init_args.num_classes=[{len(hair) if not init_args.get('hair_colors') else len(init_args['hair_colors'])}, "
+                    f"{len(eyes) if not init_args.get('eye_colors') else len(init_args['eye_colors'])}]")
+    return args
+
+
 def overrides(config: Path, mnist_root: Path, tmp_path: Path) -> list[str]:
     data = yaml.safe_load(config.read_text())["data"]
     data_class = data["class_path"]
@@ -45,10 +59,13 @@ def overrides(config: Path, mnist_root: Path, tmp_path: Path) -> list[str]:
         return ["--data.init_args.num_samples=256", "--data.init_args.batch_size=32"]
     if data_class in IMAGE_DATA:  # a tiny folder (or zip, like the config's) of images at the config's resolution
         side = data["init_args"]["img_resolution"]
-        root = write_folder(tmp_path / "images", n=64 if side <= 64 else 16, size=(side, side), sub="images")
+        n = 64 if side <= 64 else 16
+        root = write_folder(tmp_path / "images", n=n, size=(side, side), sub="images")
         if str(data["init_args"]["root"]).endswith(".zip"):
             root = zip_folder(root, tmp_path / "images.zip")
-        return [f"--data.init_args.root={root}", "--data.init_args.batch_size=8", "--data.init_args.num_workers=0", f"--data.init_args.cache_dir={tmp_path / 'cache'}", *shrink(config)]
+        tags = tiny_tags(data["init_args"], n, tmp_path / "tags.csv") if data["init_args"].get("tags_file") else []
+        return [f"--data.init_args.root={root}", "--data.init_args.batch_size=8", "--data.init_args.num_workers=0", f"--data.init_args.cache_dir={tmp_path / 'cache'}",
+                *tags, *shrink(config)]
     raise AssertionError(f"{config.name}: add tiny-data overrides for {data_class}")
 
 
