@@ -15,6 +15,11 @@ Configs are run one after the other, never at once (two trainings oversubscribe 
 
     python benchmarks/faces_fid.py --config experiments/stylegan2_faces_cpu.yaml benchmarks/dcgan64_faces.yaml
     python benchmarks/faces_fid.py --config experiments/stylegan2_faces_cpu.yaml --skip-fit --num 500
+    python benchmarks/faces_fid.py --config experiments/stylegan2_faces_cpu.yaml --num 500 --continue-to 40
+
+``--continue-to K`` resumes a finished run from its ``last.ckpt`` (the exact resume of ``lightning fit --ckpt_path``)
+with ``max_kimg`` raised to K; checkpoints already in ``benchmarks/results/<config name>.json`` at the same ``--num``
+keep their numbers and are not evaluated again.
 """
 
 from __future__ import annotations
@@ -89,17 +94,30 @@ def model_class(config: dict) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFeatures, every: int = 1) -> dict:
+def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFeatures, every: int = 1, continue_to: float = 0.0) -> dict:
     config = yaml.safe_load(config_path.read_text())
     name = config_path.stem
     run = OUT / name
     summary: dict = {"config": str(config_path.resolve().relative_to(REPO)), "num_samples": num, "torch": torch.__version__}
-    if not skip_fit:
+    previous = json.loads((RESULTS / f"{name}.json").read_text()) if (RESULTS / f"{name}.json").exists() else {}
+    known = {row["kimg"]: row for row in previous.get("curve", [])} if previous.get("num_samples") == num else {}
+    if continue_to:
+        last = next(run.rglob("checkpoints/last.ckpt"), None)
+        if last is None:
+            raise SystemExit(f"--continue-to: no finished run under {run} (checkpoints/last.ckpt): run without it first.")
+        cmd = [sys.executable, "-m", "gans", "fit", "--config", str(config_path.resolve()), f"--data.init_args.root={FACES}",
+               "--trainer.enable_progress_bar=false", f"--model.init_args.max_kimg={continue_to:g}", f"--ckpt_path={last.resolve()}"]
+        wall, foreign = run_measured(cmd, dict(os.environ), cwd=run)
+        summary.update({key: previous[key] for key in ("wall_s", "foreign_cpu_share") if key in previous})
+        summary["continued"] = previous.get("continued", []) + [{"to_kimg": continue_to, "wall_s": round(wall), "foreign_cpu_share": round(foreign, 2)}]
+    elif not skip_fit:
         run.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "gans", "fit", "--config", str(config_path.resolve()), f"--data.init_args.root={FACES}",
                "--trainer.enable_progress_bar=false"]
         wall, foreign = run_measured(cmd, dict(os.environ), cwd=run)
         summary.update(wall_s=round(wall), foreign_cpu_share=round(foreign, 2))
+    elif previous:
+        summary.update({key: previous[key] for key in ("wall_s", "foreign_cpu_share", "continued") if key in previous})
     checkpoints = sorted(run.rglob("kimg*.ckpt"), key=kimg_of)
     if not checkpoints:
         raise SystemExit(f"No kimg checkpoints under {run}: run without --skip-fit first.")
@@ -111,6 +129,9 @@ def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFe
     cls = model_class(config)
     rows = []
     for ckpt in chosen:
+        if kimg_of(ckpt) in known and ckpt != chosen[-1]:
+            rows.append(known[kimg_of(ckpt)])
+            continue
         model = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
         start = time.perf_counter()
         fake = torch.cat([to_uint8(model.sample_indexed(idx)) for idx in torch.arange(num).split(100)])
@@ -132,12 +153,13 @@ def main() -> None:
     parser.add_argument("--skip-fit", action="store_true", help="evaluate the checkpoints of existing runs")
     parser.add_argument("--num", type=int, default=1000, help="samples (and real images) for FID/KID")
     parser.add_argument("--every", type=int, default=1, help="evaluate every n-th kimg checkpoint (and the last)")
+    parser.add_argument("--continue-to", type=float, default=0.0, help="resume each finished run up to this kimg")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     extractor = InceptionFeatures()
     results = {}
     for config in args.config:
-        results[config.stem] = evaluate(config, args.num, args.skip_fit, extractor, args.every)
+        results[config.stem] = evaluate(config, args.num, args.skip_fit, extractor, args.every, args.continue_to)
     print("| config | kimg | FID | KID x 1e3 |\n| --- | --- | --- | --- |")
     for name, summary in results.items():
         for row in summary["curve"]:
