@@ -11,9 +11,11 @@ import importlib
 import netrc
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import WandbLogger
@@ -65,7 +67,35 @@ class GANCLI(LightningCLI):
     - ``fit --ckpt_path X``: the run id saved in ``X`` becomes the WandbLogger's ``id`` (W&B's
       ``resume="allow"`` is WandbLogger's default), so the curves continue in the same W&B run. An
       ``id``/``version`` set in the config wins; a checkpoint without an id starts a new run.
+    - ``fit --ckpt_path X``: the config's model arguments run (e.g. a raised ``max_kimg``), not the ones saved in
+      ``X``; the differences are printed.
     """
+
+    def _parse_ckpt_path(self) -> None:
+        """``fit --ckpt_path``: the model arguments of the config and command line are the ones that run.
+
+        Lightning's CLI would overwrite them with the hyperparameters saved in the checkpoint, so continuing a run
+        with a raised ``max_kimg`` (StyleGAN's ``--resume`` with more ``--kimg``) would silently stop at the old
+        limit. Arguments that differ from the checkpoint's are printed; a network whose shapes differ fails when
+        the checkpoint loads, with the fix (:meth:`gans.core.AdversarialModule.on_load_checkpoint`). ``predict``
+        and the other subcommands keep Lightning's behaviour: the model is rebuilt as the checkpoint saved it.
+        """
+        if self.config.get("subcommand") != "fit":
+            return super()._parse_ckpt_path()
+        config = self.config["fit"]
+        ckpt_path = config.get("ckpt_path")
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return None
+        saved = torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters", {})
+        given = config.get("model.init_args") or {}
+        changed = [
+            f"{name}: {saved[name]!r} -> {given[name]!r}"
+            for name in sorted(saved)
+            if not name.startswith("_") and name in given and _plain(given[name]) != _plain(saved[name])
+        ]
+        if changed:
+            print(f"Resuming from {ckpt_path} with model arguments changed from the checkpoint's: {'; '.join(changed)}.", file=sys.stderr)
+        return None
 
     def before_instantiate_classes(self) -> None:
         if self.subcommand != "fit":
@@ -93,6 +123,15 @@ class GANCLI(LightningCLI):
     def before_fit(self) -> None:
         if os.environ.get("WANDB_MODE") == "offline" and any(type(lg).__name__ == "WandbLogger" for lg in self.trainer.loggers):
             print("W&B: logging offline (WANDB_MODE=offline, or no API key found); sync later with `wandb sync <run folder>/wandb/offline-run-*`.", file=sys.stderr)
+
+
+def _plain(value: Any) -> Any:
+    """A parsed config value as plain Python (tuples and lists alike), to compare with a saved hyperparameter."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "items"):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def cli(args: list[str] | dict | None = None, run: bool = True) -> GANCLI:

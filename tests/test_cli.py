@@ -56,3 +56,20 @@ def test_bad_input_is_one_line_with_the_fix(tmp_path: Path, override: str, messa
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and message in error_lines[0], result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+
+
+def test_fit_resume_uses_the_given_max_kimg_not_the_checkpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """Continuing a finished run with a raised max_kimg trains on to the new limit (Lightning's CLI alone would
+    restore the checkpoint's max_kimg and stop after one batch), and says which arguments changed."""
+    from gans.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    base = ["fit", "--config", str(ROOT / "experiments" / "quickstart.yaml"), "--trainer.callbacks=[]", "--trainer.logger=false",
+            "--trainer.enable_checkpointing=true", "--trainer.enable_progress_bar=false", "--data.init_args.num_samples=512",
+            "--data.init_args.batch_size=64", f"--trainer.default_root_dir={tmp_path}"]
+    first = cli([*base, "--model.init_args.max_kimg=0.256"])
+    assert first.model.images_seen == 256
+    ckpt = next(tmp_path.rglob("*.ckpt"))
+    second = cli([*base, "--model.init_args.max_kimg=0.64", f"--ckpt_path={ckpt}"])
+    assert second.model.images_seen == 640
+    assert "max_kimg: 0.256 -> 0.64" in capsys.readouterr().err
