@@ -1,8 +1,9 @@
 """Lightning callbacks for GAN training: generator EMA, sample pictures, prediction writing, FID/KID, lazy regularisation,
 perceptual path length,
-checkpoints every N kimg, progressive growing (SPEC section 5)."""
+conditional accuracy, checkpoints every N kimg, progressive growing (SPEC section 5)."""
 
 from callbacks.checkpoint import KimgCheckpoint
+from callbacks.cond_acc import ConditionalAccuracy
 from callbacks.ema import EMA
 from callbacks.fid import FID
 from callbacks.lazy_regularization import LazyRegularization
@@ -13,4 +14,4 @@ from callbacks.sample_writer import SampleWriter
 from callbacks.samples import SampleGrid
 from callbacks.throughput import ImagesPerSecond
 
-__all__ = ["EMA", "FID", "ImagesPerSecond", "KimgCheckpoint", "LazyRegularization", "PPL", "ProgressiveGrowing", "SampleGrid", "SampleWriter", "WandbRunId"]
+__all__ = ["ConditionalAccuracy", "EMA", "FID", "ImagesPerSecond", "KimgCheckpoint", "LazyRegularization", "PPL", "ProgressiveGrowing", "SampleGrid", "SampleWriter", "WandbRunId"]

@@ -8,7 +8,9 @@ halves every ``half_life_kimg`` thousand images whatever the batch size, the num
 number of D steps per G step (with ``n_critic`` 5 an update comes every 5 batches and
 ``images`` is 5 batches' worth; StyleGAN2-ADA's ``ema_nimg`` per update). With
 ``rampup`` the half-life is capped at ``rampup * images seen`` early in training (StyleGAN2-ADA
-uses 0.05), so the average does not drag the random initialisation along. Buffers (batch-norm
+uses 0.05), so the average does not drag the random initialisation along. With ``start_kimg`` the copy
+simply follows the generator (beta 0) until that many thousand images, then starts averaging (BigGAN's
+official ``--ema_start``: 20k iterations at 128 px). Buffers (batch-norm
 statistics) are copied, not averaged. The state (images at the last update) is saved in checkpoints.
 
 The averaged generator lives on the module as ``generator_ema``: it is saved in and restored
@@ -49,11 +51,12 @@ def ema_update_(ema: nn.Module, source: nn.Module, beta: float) -> None:
 class EMA(L.Callback):
     """Keeps ``pl_module.generator_ema``, the exponential moving average of ``pl_module.generator``."""
 
-    def __init__(self, half_life_kimg: float = 10.0, rampup: float | None = None) -> None:
+    def __init__(self, half_life_kimg: float = 10.0, rampup: float | None = None, start_kimg: float = 0.0) -> None:
         """
         Args:
             half_life_kimg: half-life of the average in thousands of images (StyleGAN2: 10).
             rampup: cap the half-life at ``rampup`` x images seen; None = no ramp-up (StyleGAN2-ADA: 0.05).
+            start_kimg: before this many thousand images the average is a copy of the generator; 0 = average from the start.
         """
         super().__init__()
         if half_life_kimg <= 0:
@@ -62,6 +65,9 @@ class EMA(L.Callback):
             raise ConfigError(f"EMA rampup must be > 0 or null, got {rampup}.")
         self.half_life_kimg = half_life_kimg
         self.rampup = rampup
+        if start_kimg < 0:
+            raise ConfigError(f"EMA start_kimg must be >= 0, got {start_kimg}.")
+        self.start_kimg = start_kimg
         self._g_steps_seen = 0
         self.images_at_update: int | None = None  # images_seen at the last update; saved in checkpoints
 
@@ -84,7 +90,7 @@ class EMA(L.Callback):
         half_life = self.half_life_kimg * 1000.0
         if self.rampup is not None:
             half_life = min(half_life, pl_module.images_seen * self.rampup)
-        beta = ema_beta(images, half_life)
+        beta = ema_beta(images, half_life) if pl_module.images_seen >= self.start_kimg * 1000 else 0.0
         ema_update_(pl_module.generator_ema, pl_module.generator, beta)
         pl_module.log_train({"train/ema_beta": beta})
 

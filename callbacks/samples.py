@@ -1,6 +1,9 @@
 """Sample pictures from fixed latents, saved under the run folder and sent to the active loggers.
 
 Images: a PNG with a grid of real images on the left and generated ones on the right.
+Conditional models: one row per class of the first label head (one row per digit, CIFAR-10 class, hair
+colour), the class names written beside the rows; columns vary the latent (one latent per column) and the
+other heads' classes (the eye colour), named above the columns of samples.
 2-D toy data: a scatter plot of generated points over the data and its mode centres.
 """
 
@@ -18,6 +21,7 @@ from torch import Tensor, nn
 from torchvision.utils import make_grid
 
 from datamodules.toy import mixture_centers, mode_coverage
+from gans.labels import LabelSpace, class_names_per_head
 
 
 def run_dir(trainer: L.Trainer) -> Path:
@@ -63,6 +67,50 @@ def real_vs_fake_grid(real: Tensor, fake: Tensor, nrow: int) -> Tensor:
     return picture.mul(255).round().to(torch.uint8)
 
 
+def class_grid_labels(label_space: LabelSpace, columns: int) -> Tensor:
+    """The labels of a conditional grid's cells, row by row: row r holds class r of the first head; column c the
+    c-th combination of the other heads' classes (:meth:`LabelSpace.for_indices` over them), so down a column only
+    the first head's class changes."""
+    rows = label_space.heads[0]
+    first = torch.arange(rows).repeat_interleave(columns)
+    if not label_space.multi_head:
+        return first
+    rest = LabelSpace(label_space.heads[1:]).for_indices(torch.arange(columns)).reshape(columns, -1)
+    return torch.cat([first[:, None], rest.repeat(rows, 1)], dim=1)
+
+
+def write_labels(picture: np.ndarray, row_names: list[str], cell: int, column_names: list[str] | None = None, first_column_x: int = 0) -> np.ndarray:
+    """``picture`` (``[H, W, 3]`` uint8, grids of ``cell``-pixel images with 2-pixel padding, as
+    :func:`real_vs_fake_grid` makes) with ``row_names`` written in a white margin left of the rows and, when
+    given, ``column_names`` above the columns starting at ``first_column_x`` (on two staggered lines, so long
+    names of neighbouring columns do not overlap); PIL's default font, nothing downloaded."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def size(text: str) -> tuple[int, int]:
+        left, top, right, bottom = measure.textbbox((0, 0), text, font=font)
+        return right - left, bottom - top
+
+    line = max(size(name)[1] for name in [*row_names, *(column_names or [])]) + 4
+    margin = max(size(name)[0] for name in row_names) + 8
+    header = 2 * line + 2 if column_names else 0
+    height, width = picture.shape[:2]
+    step = cell + 2
+    columns = [(max(0, margin + first_column_x + 2 + c * step + (cell - size(name)[0]) // 2), name) for c, name in enumerate(column_names or [])]
+    right = max([margin + width, *(x + size(name)[0] + 2 for x, name in columns)])  # room for a long last column name
+    canvas = Image.new("RGB", (right, header + height), "white")
+    canvas.paste(Image.fromarray(picture), (margin, header))
+    draw = ImageDraw.Draw(canvas)
+    for r, name in enumerate(row_names):
+        w, h = size(name)
+        draw.text((margin - 4 - w, header + 2 + r * step + (cell - h) // 2), name, fill="black", font=font)
+    for c, (x, name) in enumerate(columns):
+        draw.text((x, 2 + (c % 2) * line), name, fill="black", font=font)
+    return np.asarray(canvas).copy()
+
+
 def scatter_picture(real: Tensor, fake: Tensor, mixture: str | None, title: str) -> np.ndarray:
     """[H, W, 3] uint8 scatter plot of fake points (red) over real ones (blue) and the mode centres."""
     import matplotlib
@@ -92,6 +140,13 @@ class SampleGrid(L.Callback):
     Writes ``<run folder>/samples/step_XXXXXXX.png`` and ``samples/latest.png`` (and, for conditional models,
     ``samples/labels.txt``: each cell's label, in words when the datamodule has ``class_names``), and logs the
     picture as ``samples`` to W&B (``log_image``) or TensorBoard (``add_image``); CSV logs only the file.
+
+    Conditional models get one row per class of the first label head, ``nrow`` columns (``num_samples`` is
+    then unused): the samples of row r are conditioned on class r, column c keeps one latent and one
+    combination of the other heads' classes (the anime faces: set ``nrow`` to the number of eye colours to see
+    every hair and eye pair). The class names (from the datamodule's ``class_names``, else class numbers) are
+    written left of the rows and, with several heads, above the sample columns. The real half shows images
+    of the row's class from the training batches, as far as they hold some (blank cells otherwise).
     """
 
     def __init__(self, every_n_steps: int = 500, num_samples: int = 64, nrow: int = 8, seed: int = 0) -> None:
@@ -99,7 +154,7 @@ class SampleGrid(L.Callback):
         Args:
             every_n_steps: training steps (batches) between pictures; 0 = only at the end.
             num_samples: images in the grid, or points in the scatter plot.
-            nrow: images per grid row.
+            nrow: images per grid row (conditional models: columns per class row).
             seed: seed of the fixed latents, so pictures across steps and runs compare.
         """
         super().__init__()
@@ -110,22 +165,35 @@ class SampleGrid(L.Callback):
         self._z: Tensor | None = None
         self._labels: Tensor | None = None
         self._real: Tensor | None = None
+        self._label_space: LabelSpace | None = None  # set for a conditional model on images: one row per class
+        self._real_full: Tensor | None = None  # which real cells of the class rows hold an image yet
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         g = torch.Generator().manual_seed(self.seed)
-        self._z = torch.randn(self.num_samples, pl_module.z_dim, generator=g)
         label_space = getattr(pl_module, "label_space", None)
-        if label_space is not None and label_space.conditional:
-            self._labels = label_space.for_indices(torch.arange(self.num_samples))  # every class in turn
+        conditional = label_space is not None and label_space.conditional
+        if conditional:
+            shape = getattr(trainer.datamodule, "data_shape", None) or getattr(pl_module, "data_shape", None)
+            conditional_images = shape is None or len(shape) == 3
+        self._label_space = label_space if conditional and conditional_images else None
+        if self._label_space is not None:  # one row per class of the first head, one latent per column
+            self._labels = class_grid_labels(self._label_space, self.nrow)
+            self._z = torch.randn(self.nrow, pl_module.z_dim, generator=g).repeat(self._label_space.heads[0], 1)
+        else:
+            self._z = torch.randn(self.num_samples, pl_module.z_dim, generator=g)
+            if conditional:  # 2-D points: every class in turn
+                self._labels = label_space.for_indices(torch.arange(self.num_samples))
+        if conditional:
             self._write_label_names(trainer)
         self._real = None
+        self._real_full = None
 
     def label_names(self, trainer: L.Trainer) -> list[str]:
         """The fixed labels of the grid's samples in words, one per sample (``red hair, blue eyes``), from the
         datamodule's ``class_names`` (one list per label head), or class numbers when it has none."""
         heads = self._labels.reshape(len(self._labels), -1)
-        names = getattr(trainer.datamodule, "class_names", None)
-        if not names or len(names) != heads.shape[1]:
+        names = class_names_per_head(trainer.datamodule, heads.shape[1])
+        if names is None:
             return [", ".join(str(int(c)) for c in row) for row in heads]
         return [", ".join(names[h][int(c)] for h, c in enumerate(row)) for row in heads]
 
@@ -138,9 +206,22 @@ class SampleGrid(L.Callback):
         lines = [f"{i} (row {i // self.nrow}, column {i % self.nrow}): {name}" for i, name in enumerate(self.label_names(trainer))]
         (out_dir / "labels.txt").write_text("\n".join(lines) + "\n")
 
+    def row_names(self, trainer: L.Trainer) -> tuple[list[str], list[str] | None]:
+        """A conditional grid's row labels (the first head's classes) and, with several heads, its column labels
+        (the other heads' classes of each column), in words from ``class_names`` or as class numbers."""
+        heads = self._labels.reshape(len(self._labels), -1)
+        names = class_names_per_head(trainer.datamodule, heads.shape[1])
+        word = lambda h, c: names[h][c] if names else str(c)
+        rows = [word(0, r) for r in range(self._label_space.heads[0])]
+        if heads.shape[1] == 1:
+            return rows, None
+        return rows, [", ".join(word(h, int(c)) for h, c in enumerate(cell) if h > 0) for cell in heads[: self.nrow]]
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self._real is None or self._real.shape[-1] != batch_images(batch).shape[-1]:  # new data size: a growth stage
             self._real = self._collect_real(trainer, batch)
+        elif self._real_full is not None and not self._real_full.all():
+            self._fill_class_rows(batch)
         step = pl_module.batches  # batches trained, this one included (not Lightning's count: it includes dropped batches)
         if self.every_n_steps > 0 and step % self.every_n_steps == 0:
             self.draw(trainer, pl_module, step)
@@ -153,11 +234,30 @@ class SampleGrid(L.Callback):
 
     def _collect_real(self, trainer: L.Trainer, batch: Any) -> Tensor:
         real = batch_images(batch)
+        if self._label_space is not None and real.dim() == 4 and isinstance(batch, (tuple, list)):
+            self._real = torch.ones(len(self._labels), *real.shape[1:])  # white (1 in [-1, 1]) until an image of the row's class comes
+            self._real_full = torch.zeros(len(self._labels), dtype=torch.bool)
+            self._fill_class_rows(batch)
+            return self._real
         if real.dim() == 2:  # points: use more of the data set for the background
             dataset = getattr(trainer.datamodule, "dataset", None)
             if dataset is not None:
                 return dataset[: max(2000, self.num_samples)][0].cpu()
         return real[: self.num_samples].detach().cpu()
+
+    def _fill_class_rows(self, batch: Any) -> None:
+        """Put the batch's images into the empty real cells of the rows of their first-head class."""
+        images, labels = batch[0], batch[1]
+        first = labels.reshape(len(labels), -1)[:, 0].cpu()
+        for r in first.unique().tolist():
+            if not 0 <= r < self._label_space.heads[0]:
+                continue
+            empty = (~self._real_full[r * self.nrow : (r + 1) * self.nrow]).nonzero()[:, 0] + r * self.nrow
+            found = (first == r).nonzero()[:, 0][: len(empty)]
+            if len(found):
+                empty = empty[: len(found)]
+                self._real[empty] = images[found.to(images.device)].detach().float().cpu()
+                self._real_full[empty] = True
 
     @torch.no_grad()
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, step: int) -> Path | None:
@@ -165,7 +265,7 @@ class SampleGrid(L.Callback):
             return None
         labels = None if self._labels is None else self._labels.to(pl_module.device)
         with eval_mode(pl_module):
-            fake = pl_module.sample(self.num_samples, labels=labels, z=self._z).float().cpu()
+            fake = pl_module.sample(len(self._z), labels=labels, z=self._z).float().cpu()
 
         out_dir = run_dir(trainer) / "samples"
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -181,6 +281,10 @@ class SampleGrid(L.Callback):
             if real.shape[-1] < fake.shape[-1]:  # a lower growth stage: shown at the samples' (upsampled) size
                 real = F.interpolate(real.float(), size=fake.shape[-2:], mode="nearest")
             picture = real_vs_fake_grid(real, fake, self.nrow).permute(1, 2, 0).numpy()
+            if self._label_space is not None:
+                rows, columns = self.row_names(trainer)
+                left_width = self.nrow * (real.shape[-1] + 2) + 2 + 8  # the real grid and the gap
+                picture = write_labels(picture, rows, fake.shape[-1], columns, first_column_x=left_width)
 
         from PIL import Image
 

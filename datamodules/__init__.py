@@ -2,6 +2,7 @@
 
 from datamodules.anime import AnimeFacesDataModule
 from datamodules.base import GANDataModule
+from datamodules.cifar import CIFAR10DataModule
 from datamodules.ffhq import FFHQDataModule
 from datamodules.images import ImageFolderDataModule
 from datamodules.mnist import MNISTDataModule
@@ -9,6 +10,7 @@ from datamodules.toy import ToyDataModule
 
 __all__ = [
     "AnimeFacesDataModule",
+    "CIFAR10DataModule",
     "FFHQDataModule",
     "GANDataModule",
     "ImageFolderDataModule",

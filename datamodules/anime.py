@@ -140,6 +140,8 @@ class AnimeFacesDataModule(ImageFolderDataModule):
     before ``setup`` they are those of every usable line of the tags file.
     """
 
+    label_heads = ["hair", "eye"]  # the names of the two label heads (metric names such as metrics/cond_acc_hair)
+
     def __init__(
         self,
         root: str = "data/anime-faces",

@@ -21,6 +21,8 @@ Public hooks, stable for subclassing (``class MyGAN(DCGAN): def generator_loss(.
 - ``sample(n, labels=None, z=None) -> Tensor`` (models with truncation apply it here; FID and
   ``predict`` draw through it) and ``forward(z, labels=None)`` (= the generator)
 - ``after_discriminator_step()`` (WGAN clips weights here)
+- ``discriminator_inputs``, ``adversarial_d_loss``, ``add_d_regularisers``: the pieces of
+  ``discriminator_loss``, for a D with more outputs than the real/fake logit (ACGAN's class heads)
 - ``backward_and_step(opt, loss) -> Tensor``: the one place a loss becomes an update
   (:class:`gans.core.AdversarialModule`); callbacks that add their own phases
   (:class:`callbacks.LazyRegularization`) step through it too.
@@ -194,6 +196,18 @@ class GANModule(AdversarialModule):
 
     def discriminator_loss(self, real: Tensor, fake: Tensor, labels: Tensor | None = None) -> Tensor:
         """The adversarial D loss plus every regulariser switched on; logs ``train/d_*`` terms."""
+        real, fake = self.discriminator_inputs(real, fake)
+        real_logits = self.discriminator(real, labels)
+        fake_logits = self.discriminator(fake, labels)
+        loss = self.adversarial_d_loss(real_logits, fake_logits)
+        loss = self.add_d_regularisers(loss, real, fake, real_logits, fake_logits, labels)
+        self.log_train({"train/d_loss": loss.detach()}, prog_bar=True)
+        return loss
+
+    # The pieces of discriminator_loss, for models whose D has more outputs (ACGAN's class heads).
+
+    def discriminator_inputs(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+        """``real`` and ``fake`` with instance noise, made leaves that need a gradient for R1 / R2."""
         hp = self.hparams
         std = self.instance_noise_std()
         real, fake = instance_noise(real, std), instance_noise(fake, std)
@@ -201,9 +215,11 @@ class GANModule(AdversarialModule):
             real = real.detach().requires_grad_(True)
         if hp.r2_gamma > 0:
             fake = fake.detach().requires_grad_(True)
-        real_logits = self.discriminator(real, labels)
-        fake_logits = self.discriminator(fake, labels)
+        return real, fake
 
+    def adversarial_d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """The adversarial D loss on D's real/fake logits, with the label tricks; logs ``train/d_real``, ``train/d_fake``."""
+        hp = self.hparams
         if self.adversarial_loss.uses_labels:
             loss = self.adversarial_loss.discriminator(
                 real_logits,
@@ -214,8 +230,11 @@ class GANModule(AdversarialModule):
         else:
             loss = self.adversarial_loss.discriminator(real_logits, fake_logits)
         self.log_train({"train/d_real": real_logits.detach().mean(), "train/d_fake": fake_logits.detach().mean()})
+        return loss
 
-        # Regularisers.
+    def add_d_regularisers(self, loss: Tensor, real: Tensor, fake: Tensor, real_logits: Tensor, fake_logits: Tensor, labels: Tensor | None) -> Tensor:
+        """``loss`` plus every D regulariser switched on (on D's real/fake logits); logs each as ``train/<name>``."""
+        hp = self.hparams
         terms: dict[str, Tensor] = {}
         if hp.gp_weight > 0:
             terms["gp"] = gradient_penalty(lambda x: self.discriminator(x, labels), real, fake, self.grad_scale())
@@ -230,7 +249,6 @@ class GANModule(AdversarialModule):
             terms["drift"] = drift_penalty(real_logits)
             loss = loss + hp.drift_weight * terms["drift"]
         self.log_train({f"train/{name}": value.detach() for name, value in terms.items()})
-        self.log_train({"train/d_loss": loss.detach()}, prog_bar=True)
         return loss
 
     def generator_loss(self, fake: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -314,7 +332,7 @@ class GANModule(AdversarialModule):
         if fused is None:  # Lightning refuses to clip fused optimizers' gradients under a grad scaler, which skips by itself
             fused = self.device.type == "cuda" and self.amp_scaler() is None
         if hp.optimizer == "adam":
-            return torch.optim.Adam(network.parameters(), lr=lr, betas=tuple(hp.betas), fused=fused or None)
+            return torch.optim.Adam(network.parameters(), lr=lr, betas=tuple(float(b) for b in hp.betas), fused=fused or None)
         if hp.optimizer == "rmsprop":
             return torch.optim.RMSprop(network.parameters(), lr=lr, momentum=hp.momentum)  # no fused kernel
         return torch.optim.SGD(network.parameters(), lr=lr, momentum=hp.momentum, fused=fused or None)

@@ -71,6 +71,14 @@ class DCGANDiscriminator(nn.Module):
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         return self.net(x).flatten()
 
+    def features(self, x: Tensor) -> Tensor:
+        """The 4x4 feature map before the logit layer, ``[N, 8 ndf, 4, 4]`` at 64 px (ACGAN's heads read it)."""
+        return self.net[:-1](x)
+
+    def logit(self, features: Tensor) -> Tensor:
+        """The real/fake logit ``[N]`` of :meth:`features`' output: ``forward(x) == logit(features(x))``."""
+        return self.net[-1](features).flatten()
+
 
 class DCGAN(GANModule):
     """DCGAN with the non-saturating loss and the paper's Adam settings."""

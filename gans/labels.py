@@ -95,3 +95,22 @@ class LabelSpace:
                 f"{where}: labels of shape {tuple(labels.shape)} do not fit num_classes={list(self.heads)} "
                 f"(expected {'[N, %d] class indices' % len(self.heads) if self.multi_head else '[N] class indices'})."
             )
+
+
+def class_names_per_head(datamodule: object, num_heads: int) -> list[list[str]] | None:
+    """The datamodule's ``class_names`` as one list per label head, or None when it has none that fit: a flat list
+    of names is the one head's (CIFAR-10's ``airplane``, ...), a list of lists one per head (the anime faces')."""
+    names = getattr(datamodule, "class_names", None)
+    if not names:
+        return None
+    per_head = [list(names)] if all(isinstance(n, str) for n in names) else [list(head) for head in names]
+    return per_head if len(per_head) == num_heads else None
+
+
+def head_names(datamodule: object, num_heads: int) -> list[str]:
+    """Names of the label heads, for metric names: the datamodule's ``label_heads`` (the anime faces' ``hair``,
+    ``eye``), else ``class`` for one head and ``head0``, ``head1``, ... for several."""
+    names = getattr(datamodule, "label_heads", None)
+    if names and len(names) == num_heads:
+        return [str(n) for n in names]
+    return ["class"] if num_heads == 1 else [f"head{h}" for h in range(num_heads)]

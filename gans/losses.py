@@ -21,13 +21,18 @@ Regularisers:
   (Mescheder et al. 2018, arXiv:1801.04406, eq. 9-10).
 - :func:`drift_penalty`     ProGAN drift (Karras et al. 2018, arXiv:1710.10196, section A.1).
 - :func:`path_length_penalty` StyleGAN2 path length (Karras et al. 2020, arXiv:1912.04958, section 3.2, eq. 4).
+- :func:`orthogonal_penalty` BigGAN's orthogonal regularisation (Brock et al. 2018, arXiv:1809.11096, section 3.1, eq. 3).
+
+Class losses:
+
+- :func:`auxiliary_classifier_loss` ACGAN's L_C (Odena et al. 2017, arXiv:1610.09585, eq. 3).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -84,6 +89,20 @@ def wasserstein_g_loss(fake: Tensor) -> Tensor:
 def hinge_d_loss(real: Tensor, fake: Tensor) -> Tensor:
     """E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]."""
     return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+
+def auxiliary_classifier_loss(class_logits: list[Tensor] | tuple[Tensor, ...], labels: Tensor) -> Tensor:
+    """ACGAN's class term -L_C for one set of images (Odena et al. 2017, arXiv:1610.09585, section 3, eq. 3): the negative
+    log-likelihood of each image's class under D's softmax classifier, averaged over the batch.
+
+    ``class_logits`` holds one ``[N, k_h]`` tensor per label head and ``labels`` the class indices, ``[N]`` for one
+    head or ``[N, heads]`` (:mod:`gans.labels`). The heads' terms are summed: with independent heads (hair, eye)
+    the log-likelihood of the pair is the sum of the heads' log-likelihoods.
+    """
+    labels = labels.long().reshape(labels.shape[0], -1)
+    if labels.shape[1] != len(class_logits):
+        raise ConfigError(f"{labels.shape[1]} label heads but {len(class_logits)} classifier heads: set num_classes to one entry per label head.")
+    return sum(F.cross_entropy(logits.float(), labels[:, h]) for h, logits in enumerate(class_logits))
 
 
 @dataclass(frozen=True)
@@ -200,3 +219,24 @@ def path_length_penalty(images: Tensor, latents: Tensor, mean_length: Tensor, gr
 def drift_penalty(real_logits: Tensor) -> Tensor:
     """ProGAN drift: E[D(x)^2], keeps the critic output near zero (weight epsilon_drift = 0.001)."""
     return real_logits.float().pow(2).mean()
+
+
+def orthogonal_penalty(weights: Iterable[Tensor]) -> Tensor:
+    """BigGAN's orthogonal regularisation (Brock et al. 2018, arXiv:1809.11096, section 3.1, eq. 3), summed over
+    ``weights``: ``sum_W ||W W^T * (1 - I)||_F^2``, each ``W`` reshaped to ``[out, in * k * k]`` (one row per filter,
+    as the official code), so only the filters' pairwise cosines are pushed to 0 and their norms are free.
+
+    Multiply by ``beta / 2`` outside: the official code (BigGAN-PyTorch ``utils.ortho``) adds
+    ``beta * 2 (W W^T * (1 - I)) W`` to each gradient, which is the gradient of ``beta / 2`` times this sum
+    (the paper's eq. 3 without the halving would double the step); beta = 1e-4 in the paper. Computed in at least fp32.
+    """
+    total = None
+    for weight in weights:
+        w = weight.reshape(weight.shape[0], -1)
+        w = w.to(torch.promote_types(w.dtype, torch.float32))
+        gram = w @ w.t()
+        term = (gram * (1.0 - torch.eye(gram.shape[0], device=gram.device, dtype=gram.dtype))).square().sum()
+        total = term if total is None else total + term
+    if total is None:
+        raise ConfigError("orthogonal_penalty got no weights: pass the generator's weight matrices (2 or more dimensions).")
+    return total

@@ -28,13 +28,17 @@ class GeneratorBlock(nn.Module):
     """A residual G block; ``forward(x, y=None)``, ``y [N, cond_dim]`` when conditional."""
 
     def __init__(self, in_channels: int, out_channels: int, cond_dim: int = 0, upsample: bool = True, sn: bool = False,
-                 hidden_channels: int | None = None) -> None:
+                 hidden_channels: int | None = None, norm_sn: bool | None = None) -> None:
+        """``sn`` spectrally normalises the convolutions; ``norm_sn`` the conditional BN's gain and bias maps
+        (None = as ``sn``: BigGAN's linear maps of [embedding, z chunk]; False: SAGAN's and the projection
+        cGAN's plain per-class gain / bias tables, starting at 1 and 0, as their official code)."""
         super().__init__()
         hidden_channels = hidden_channels or out_channels
+        norm_sn = sn if norm_sn is None else norm_sn
         self.cond_dim, self.upsample = cond_dim, upsample
-        self.norm1 = self._norm(in_channels, cond_dim, sn)
+        self.norm1 = self._norm(in_channels, cond_dim, norm_sn)
         self.conv1 = sn_conv2d(in_channels, hidden_channels, 3, padding=1, sn=sn)
-        self.norm2 = self._norm(hidden_channels, cond_dim, sn)
+        self.norm2 = self._norm(hidden_channels, cond_dim, norm_sn)
         self.conv2 = sn_conv2d(hidden_channels, out_channels, 3, padding=1, sn=sn)
         self.shortcut = sn_conv2d(in_channels, out_channels, 1, sn=sn) if in_channels != out_channels or upsample else None
 

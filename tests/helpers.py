@@ -71,3 +71,33 @@ def zip_folder(folder: Path, path: Path) -> Path:
         for file in sorted(folder.rglob("*")):
             archive.write(file, file.relative_to(folder).as_posix())
     return path
+
+
+def write_cifar10(root: Path, per_batch: int = 4, seed: int = 0, images: np.ndarray | None = None, labels: np.ndarray | None = None) -> dict[str, str]:
+    """Tiny CIFAR-10 in the real format under ``root/cifar-10-batches-py``: the five ``data_batch_*`` and the ``test_batch``
+    pickles (dicts with ``data`` uint8 [n, 3072] in channel-planar order and ``labels``) and ``batches.meta`` (``label_names``).
+    The training batches hold ``images`` [5 * per_batch, 32, 32, 3] (random by default) with ``labels`` (i mod 10 by default).
+    Returns the checksum table with these files' MD5 sums in place of the genuine ones, for
+    ``monkeypatch.setattr(CIFAR10DataModule, "checksums", ...)``."""
+    import hashlib
+    import pickle
+
+    from datamodules.cifar import CLASS_NAMES, GENUINE_CHECKSUMS, META_FILE, TEST_FILES, TRAIN_FILES
+
+    folder = Path(root) / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 5 * per_batch
+    if images is None:
+        images = np.random.default_rng(seed).integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+    if labels is None:
+        labels = np.arange(n) % 10
+    planar = images.transpose(0, 3, 1, 2).reshape(len(images), 3072)  # R plane, G plane, B plane, as the real files
+    parts = {name: slice(i * per_batch, (i + 1) * per_batch) for i, name in enumerate(TRAIN_FILES)}
+    for name in [*TRAIN_FILES, *TEST_FILES]:
+        part = parts.get(name, slice(0, per_batch))
+        entry = {"batch_label": name, "labels": [int(c) for c in labels[part]], "data": planar[part],
+                 "filenames": [f"{name}_{i}.png" for i in range(per_batch)]}
+        (folder / name).write_bytes(pickle.dumps(entry, protocol=2))
+    meta = {"label_names": CLASS_NAMES, "num_cases_per_batch": per_batch, "num_vis": 3072}
+    (folder / META_FILE).write_bytes(pickle.dumps(meta, protocol=2))
+    return {**GENUINE_CHECKSUMS, **{file.name: hashlib.md5(file.read_bytes()).hexdigest() for file in folder.iterdir()}}

@@ -8,7 +8,7 @@ from torch import nn
 
 from gans.labels import LabelSpace
 from gans.latents import truncated_normal
-from gans.layers import ClassEmbedding, ConditionalBatchNorm2d, SelfAttention, projection, sn_conv2d, sn_linear, spectral_norm
+from gans.layers import ClassEmbedding, ConditionalBatchNorm2d, ProjectionHead, SelfAttention, projection, sn_conv2d, sn_linear, spectral_norm
 
 
 def test_spectral_norm_divides_by_the_largest_singular_value_after_power_iterations() -> None:
@@ -32,13 +32,21 @@ def test_spectral_norm_switch_and_linear() -> None:
     assert spectral_norm(nn.Linear(4, 3), enabled=True).parametrizations.weight.original.shape == (3, 4)
 
 
-def test_projection_against_a_hand_computation() -> None:
+def test_projection_head_against_a_hand_computation() -> None:
+    """psi(phi) + <embed(y), phi> (Miyato & Koyama eq. 3), and psi(phi) alone when unconditional."""
     features = torch.tensor([[1.0, 2.0, 3.0], [0.5, -1.0, 0.0]])
-    table = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
-    embed = ClassEmbedding(2, 3)
-    embed.embedding.weight.data.copy_(table)
+    head = ProjectionHead(3, heads=(2,), sn=False)
+    with torch.no_grad():
+        head.linear.weight.copy_(torch.tensor([[1.0, 0.0, -1.0]]))
+        head.linear.bias.fill_(0.5)
+        head.embed.embedding.weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]))
     labels = torch.tensor([1, 0])
-    torch.testing.assert_close(projection(features, embed(labels)), torch.tensor([2.0 + 3.0, 0.5]))
+    psi = torch.tensor([1.0 - 3.0 + 0.5, 0.5 + 0.5])
+    torch.testing.assert_close(head(features, labels), psi + torch.tensor([2.0 + 3.0, 0.5]))
+    torch.testing.assert_close(projection(features, head.embed(labels)), torch.tensor([5.0, 0.5]))
+    unconditional = ProjectionHead(3, sn=False)
+    assert unconditional.embed is None and unconditional(features).shape == (2,)
+    assert isinstance(ProjectionHead(3, (2,)).embed.embedding.parametrizations.weight[0], nn.Module)  # SN by default
 
 
 def test_multi_head_class_embedding_is_the_linear_map_of_the_tag_vector() -> None:

@@ -74,6 +74,45 @@ def test_ddp_stylegan2_with_lazy_regularisation_keeps_ranks_identical(tmp_path: 
     assert rank0["pl_mean"] > 0 and torch.equal(rank0["pl_mean"], rank1["pl_mean"])
 
 
+def test_ddp_biggan_keeps_ranks_identical_with_cross_replica_batch_norm(tmp_path: Path) -> None:
+    """A tiny conditional BigGAN on 2 processes: every parameter and buffer (spectral norms' u and v, BN statistics,
+    the EMA copy) is identical on both ranks; G's BN statistics are identical after every batch (cross-replica BN,
+    not only the averaging at the end of fit); and a cross-replica BN gives each rank the output and the input gradient
+    of one batch norm over both ranks' data (the loss being the sum of the ranks' losses)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "biggan"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    for name, value in rank0["after"].items():
+        assert torch.equal(value, rank1["after"][name]), f"{name} differs across ranks"
+    before, after = rank0["before"], rank0["after"]
+    moved = {k.split(".")[0] for k, v in before.items() if v.is_floating_point() and not torch.equal(v, after[k])}
+    assert {"generator", "discriminator"} <= moved
+    assert any("_u" in k and not torch.equal(before[k], after[k]) for k in before if k.startswith("discriminator."))  # power iterations ran
+    conv = "generator.blocks.0.conv1.parametrizations.weight.original"
+    assert not torch.equal(after[conv.replace("generator.", "generator_ema.", 1)], after[conv])  # EMA averaged after its start
+    assert rank0["g_steps"] == rank1["g_steps"] == 4 and rank0["images_seen"] == 8 * 8 * 2
+    # G's BN statistics: the same on both ranks after every batch, and moving.
+    assert rank0["stats"].shape[0] == 8 and torch.equal(rank0["stats"], rank1["stats"])
+    assert not torch.equal(rank0["stats"][0], rank0["stats"][-1])
+    # One batch norm over both ranks' data, computed here on one process.
+    bn = torch.nn.BatchNorm2d(3)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([1.0, 2.0, 0.5]))
+        bn.bias.copy_(torch.tensor([0.0, -1.0, 1.0]))
+    x = torch.cat([rank0["bn"]["x"], rank1["bn"]["x"]]).requires_grad_(True)
+    y = bn(x)
+    (y * torch.cat([rank0["bn"]["w"], rank1["bn"]["w"]])).sum().backward()
+    for r, rank in enumerate((rank0, rank1)):
+        torch.testing.assert_close(rank["bn"]["y"], y.detach()[4 * r : 4 * r + 4], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(rank["bn"]["x_grad"], x.grad[4 * r : 4 * r + 4], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(rank["bn"]["running_mean"], bn.running_mean, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(rank["bn"]["running_var"], bn.running_var, rtol=1e-5, atol=1e-6)
+    # The affine gradient on each rank is its own data's part (DDP would average it): the two add up to the whole.
+    torch.testing.assert_close(rank0["bn"]["weight_grad"] + rank1["bn"]["weight_grad"], bn.weight.grad, rtol=1e-4, atol=1e-5)
+
+
 PROPERTIES = Path(__file__).parent / "scripts" / "ddp_properties.py"
 
 

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from gans.cli import cli
-from helpers import write_folder, zip_folder
+from helpers import write_cifar10, write_folder, zip_folder
 
 EXPERIMENTS = sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml"))
 
@@ -22,6 +22,20 @@ SHRINK = {
     "stylegan2_anime": {"img_resolution": 32, "args": ["--model.init_args.channel_base=256", "--model.init_args.channel_max=16"]},
     # Grows from 8x8, so one step is cheap at 1024 px (like progan); its per-resolution lr names 128 ... 1024.
     "stylegan_ffhq": {"args": ["--trainer.devices=1", "--trainer.strategy=auto"]},
+    # Jin et al.'s SRResNet G and D (3.5M / 4.8M parameters, 16 residual blocks at 64 px) with narrow widths and few blocks.
+    "acgan_anime": {"args": ["--model.init_args.ngf=8", "--model.init_args.ndf=4", "--model.init_args.g_blocks=2", "--model.init_args.d_blocks=1"]},
+    # BigGAN's 64 px anime networks (51M parameters) and the CIFAR ones (8.5M, 256 channels at 32x32) at ch 2 / ch 4.
+    "biggan_anime": {"args": ["--model.init_args.g_ch=2", "--model.init_args.d_ch=2", "--model.init_args.standing_stats_batch_size=4"]},
+    # n_critic 3 instead of 4, so the test's 4 optimizer steps end with a G step (D, D, D + G).
+    "biggan_cifar10": {"args": ["--model.init_args.g_ch=4", "--model.init_args.d_ch=4", "--model.init_args.n_critic=3"]},
+    # SAGAN's 64 px anime networks (32M / 38M parameters) at ch 2, still 64 px with the attention at 32x32.
+    "sagan_anime": {"args": ["--model.init_args.g_ch=2", "--model.init_args.d_ch=2"]},
+    # SNGAN / projection cGAN: the CIFAR ResNets (4.3M, 256 channels at 32x32) at ch 8 and the 64 px ones (22M) at ch 2;
+    # n_critic 3 instead of 5 in all six configs, so the test's 4 optimizer steps end with a G step (D, D, D + G).
+    **{name: {"args": [*(["--model.init_args.g_ch=8", "--model.init_args.d_ch=8"] if "cifar10" in name else []),
+                       *(["--model.init_args.g_ch=2", "--model.init_args.d_ch=2"] if name.endswith("_anime") else []),
+                       "--model.init_args.n_critic=3"]}
+       for name in ("sngan_cifar10", "projection_cifar10", "sngan_anime", "projection_anime", "sngan_anime_cpu", "projection_anime_cpu")},
 }
 
 
@@ -48,13 +62,20 @@ def tiny_tags(init_args: dict, n: int, path: Path) -> list[str]:
     return args
 
 
-def overrides(config: Path, mnist_root: Path, tmp_path: Path) -> list[str]:
+def overrides(config: Path, mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch | None = None) -> list[str]:
     data = yaml.safe_load(config.read_text())["data"]
     data_class = data["class_path"]
     if "img_resolution" in SHRINK.get(config.stem, {}):
         data["init_args"]["img_resolution"] = SHRINK[config.stem]["img_resolution"]
     if data_class == "datamodules.MNISTDataModule":
         return [f"--data.init_args.root={mnist_root}", "--data.init_args.download=false", "--data.init_args.batch_size=8", "--data.init_args.num_workers=0"]
+    if data_class == "datamodules.CIFAR10DataModule":  # 40 tiny images in the real pickled format, their MD5 sums accepted
+        from datamodules import CIFAR10DataModule
+
+        assert monkeypatch is not None, f"{config.name}: CIFAR-10 overrides need the monkeypatch fixture"
+        monkeypatch.setattr(CIFAR10DataModule, "checksums", write_cifar10(tmp_path / "cifar10", per_batch=8))
+        return [f"--data.init_args.root={tmp_path / 'cifar10'}", "--data.init_args.download=false", "--data.init_args.batch_size=8",
+                "--data.init_args.num_workers=0", *shrink(config)]  # SHRINK entries of CIFAR configs: "args" only (no img_resolution)
     if data_class == "datamodules.ToyDataModule":
         return ["--data.init_args.num_samples=256", "--data.init_args.batch_size=32"]
     if data_class in IMAGE_DATA:  # a tiny folder (or zip, like the config's) of images at the config's resolution
@@ -72,11 +93,15 @@ def overrides(config: Path, mnist_root: Path, tmp_path: Path) -> list[str]:
 def test_every_experiment_is_tested() -> None:
     names = {p.stem for p in EXPERIMENTS}
     assert {"quickstart", "gan_mnist", "cgan_mnist", "dcgan_mnist", "lsgan_mnist", "wgan_mnist", "wgan_gp_mnist", "progan", "progan_anime", "progan_faces_cpu",
-            "stylegan2_ffhq", "stylegan2_anime", "stylegan2_faces_cpu", "stylegan_ffhq", "stylegan_faces_cpu"} <= names
+            "stylegan2_ffhq", "stylegan2_anime", "stylegan2_faces_cpu", "stylegan_ffhq", "stylegan_faces_cpu",
+            "acgan_mnist", "acgan_anime", "acgan_anime_cpu", "biggan_cifar10", "biggan_anime", "biggan_anime_cpu",
+            "sagan_anime", "sagan_anime_cpu", "sngan_cifar10", "projection_cifar10", "sngan_anime", "projection_anime",
+            "sngan_anime_cpu", "projection_anime_cpu"} <= names
 
 
 def with_tiny_fid(config: Path, out: Path) -> Path:
-    """A copy of ``config`` whose FID callback evaluates 4 samples against 4 real images (with the real Inception), and
+    """A copy of ``config`` whose FID callback evaluates 4 samples against 4 real images (with the real Inception), whose
+    ConditionalAccuracy trains its classifier for 2 steps and scores 8 samples, and
     whose per-resolution batch sizes of progressive growing are at most the tiny folders' batch of 8 (the 1024 px
     folder holds 16 images, fewer than StyleGAN's 32 per GPU at 8x8)."""
     settings = yaml.safe_load(config.read_text())
@@ -85,6 +110,8 @@ def with_tiny_fid(config: Path, out: Path) -> Path:
             callback["init_args"].update(num_samples=4, num_real=4)
         if callback["class_path"] == "callbacks.PPL":
             callback["init_args"].update(num_samples=4, batch_size=4)
+        if callback["class_path"] == "callbacks.ConditionalAccuracy":  # a 2-step classifier scoring 8 samples
+            callback["init_args"].update(num_samples=8, batch_size=8, classifier_steps=2, classifier_batch_size=8, classifier_width=4)
         if callback["class_path"] == "callbacks.ProgressiveGrowing" and "batch_size" in callback["init_args"]:
             callback["init_args"]["batch_size"] = {r: min(b, 8) for r, b in callback["init_args"]["batch_size"].items()}
     out.write_text(yaml.safe_dump(settings))
@@ -96,7 +123,7 @@ def test_experiment_fits_a_few_steps(config: Path, mnist_root: Path, tmp_path: P
     monkeypatch.chdir(tmp_path)  # the configs write to runs/<name> relative to the working directory
     monkeypatch.setenv("GANS_CACHE", str(tmp_path / "cache"))
     config = with_tiny_fid(config, tmp_path / config.name)
-    args = ["fit", "--config", str(config), "--trainer.max_steps=4", "--trainer.max_epochs=1", "--trainer.accelerator=cpu", *overrides(config, mnist_root, tmp_path)]
+    args = ["fit", "--config", str(config), "--trainer.max_steps=4", "--trainer.max_epochs=1", "--trainer.accelerator=cpu", *overrides(config, mnist_root, tmp_path, monkeypatch)]
     run = cli(args)
     model, trainer = run.model, run.trainer
     assert trainer.global_step == 4
@@ -109,6 +136,9 @@ def test_experiment_fits_a_few_steps(config: Path, mnist_root: Path, tmp_path: P
         assert trainer.callback_metrics["metrics/fid"].isfinite()
     if "callbacks.PPL" in callbacks:
         assert trainer.callback_metrics["metrics/ppl"].isfinite()
+    if "callbacks.ConditionalAccuracy" in callbacks:  # metrics/cond_acc (one label head) or metrics/cond_acc_<head>
+        scores = [v for k, v in trainer.callback_metrics.items() if k.startswith("metrics/cond_acc") and "_real" not in k]
+        assert scores and all(0 <= float(v) <= 1 for v in scores)
     growing = [c["init_args"] for c in yaml.safe_load(config.read_text())["trainer"].get("callbacks", []) if c["class_path"] == "callbacks.ProgressiveGrowing"]
     if growing:  # growing starts at its first stage (4x4 unless the config says), at the config's final size
         start = growing[0].get("start_resolution", 4)

@@ -3,7 +3,10 @@
 Run by tests/test_ddp.py as ``python ddp_fit.py OUT_DIR MODEL [IMAGE_FOLDER]``; Lightning's launcher starts
 rank 1 by re-running this command. ``progan`` grows 4 -> 16 through every phase on the images of IMAGE_FOLDER
 (per-resolution batch sizes, so the dataloaders are rebuilt mid-run on both ranks). ``stylegan2`` trains a
-conditional StyleGAN2 with style mixing, lazy R1 and path length every 2 steps, and EMA.
+conditional StyleGAN2 with style mixing, lazy R1 and path length every 2 steps, and EMA. ``biggan`` trains a tiny
+conditional BigGAN (cross-replica BN, hierarchical z, attention, orthogonal regularisation, EMA from 64 images on) and
+also records, on each rank, a cross-replica batch norm's output and input gradient on its own data, and G's BN running
+statistics after every batch (before fit's end averages the buffers).
 """
 
 import sys
@@ -15,7 +18,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import EMA, LazyRegularization, ProgressiveGrowing
 from datamodules import ImageFolderDataModule
-from gans import DCGAN, WGANGP, ProGAN, StyleGAN2
+from gans import DCGAN, WGANGP, BigGAN, ProGAN, StyleGAN2
+from gans.layers import CrossReplicaBatchNorm2d
 
 out_dir, model_name = Path(sys.argv[1]), sys.argv[2]
 L.seed_everything(0)
@@ -30,6 +34,38 @@ elif model_name == "stylegan2":
     model = StyleGAN2(img_resolution=16, z_dim=8, w_dim=8, mapping_layers=2, channel_base=64, channel_max=8, mbstd_group_size=2, num_classes=3)
     lazy = LazyRegularization(r1_gamma=1.0, r1_interval=2, pl_weight=2.0, pl_interval=2)
     callbacks, max_steps = [lazy, EMA(half_life_kimg=0.01)], 30  # 15 batches (a D and a G step each), 7 R1 and 7 path length steps
+    gen = torch.Generator().manual_seed(1)
+    images = torch.rand(64, 3, 16, 16, generator=gen) * 2 - 1
+    data = DataLoader(TensorDataset(images, torch.randint(0, 3, (64,), generator=gen)), batch_size=8, shuffle=True)
+elif model_name == "biggan":
+
+    class Probe(L.Callback):
+        """The cross-replica BN on this rank's own data once the process group is up, and G's BN statistics per batch."""
+
+        def __init__(self) -> None:
+            self.stats: list[torch.Tensor] = []
+
+        def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            bn = CrossReplicaBatchNorm2d(3)
+            bn.sum_over_ranks = lambda tensor: pl_module.all_gather(tensor, sync_grads=True).sum(dim=0)
+            with torch.no_grad():
+                bn.weight.copy_(torch.tensor([1.0, 2.0, 0.5]))
+                bn.bias.copy_(torch.tensor([0.0, -1.0, 1.0]))
+            gen = torch.Generator().manual_seed(10 + trainer.global_rank)
+            x = torch.randn(4, 3, 2, 2, generator=gen).mul_(trainer.global_rank + 1).requires_grad_(True)
+            w = torch.randn(4, 3, 2, 2, generator=gen)
+            y = bn(x)
+            (y * w).sum().backward()
+            self.bn = {"x": x.detach(), "w": w, "y": y.detach(), "x_grad": x.grad, "weight_grad": bn.weight.grad,
+                       "running_mean": bn.running_mean.clone(), "running_var": bn.running_var.clone()}
+
+        def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+            norm = pl_module.generator.blocks[0].norm1.bn
+            self.stats.append(torch.cat([norm.running_mean, norm.running_var]).clone())
+
+    model = BigGAN(img_resolution=16, num_classes=3, z_dim=12, g_ch=4, d_ch=4, g_attention=[16], d_attention=[8])
+    probe = Probe()
+    callbacks, max_steps = [probe, EMA(half_life_kimg=0.01, start_kimg=0.064)], 12  # 8 batches: 8 D + 4 G steps
     gen = torch.Generator().manual_seed(1)
     images = torch.rand(64, 3, 16, 16, generator=gen) * 2 - 1
     data = DataLoader(TensorDataset(images, torch.randint(0, 3, (64,), generator=gen)), batch_size=8, shuffle=True)
@@ -62,4 +98,6 @@ if model_name == "progan":
     record.update(resolution=model.current_resolution, alpha=model.alpha, batch_size=data.batch_size)
 if model_name == "stylegan2":
     record.update(pl_mean=lazy.pl_mean, d_steps=lazy.d_steps)
+if model_name == "biggan":
+    record.update(bn=probe.bn, stats=torch.stack(probe.stats))
 torch.save(record, out_dir / f"rank{trainer.global_rank}.pt")
