@@ -1,4 +1,5 @@
-"""FID/KID against kimg on the shared face photos, for any experiment config that saves kimg checkpoints.
+"""FID/KID (and conditional accuracy) against kimg on the config's own data, for any experiment config that saves
+kimg checkpoints: the shared face photos, the anime faces, ...
 
 For each ``--config``:
 
@@ -6,8 +7,10 @@ For each ``--config``:
    folder already holds a finished run), timing it and the CPU share other processes used meanwhile;
 2. for every kimg checkpoint (``KimgCheckpoint``), draws ``--num`` samples numbered 0 ... num-1 through the
    model's ``sample_indexed`` (EMA generator when the run kept one) and computes FID and KID against the first
-   ``--num`` images of the zip at the config's resolution (TF FID Inception, about 5 images/s on 2 cores; the
-   real features are cached in ``benchmarks/out/real_features_<res>px_<num>.pt``);
+   ``--num`` images of the config's datamodule at its resolution (unshuffled, unflipped; TF FID Inception, about
+   5 images/s on 2 cores; the real features are cached in ``benchmarks/out/real_features_[<data>_]<res>px_<num>.pt``);
+   for a conditional model also the conditional accuracy per label head (:class:`callbacks.ConditionalAccuracy`'s
+   classifier, trained once on the real labels with ``--classifier-steps`` and cached in ``benchmarks/out/classifiers``);
 3. writes an 8x8 grid of the last checkpoint to ``benchmarks/results/<config name>.png`` and the curve to
    ``benchmarks/results/<config name>.json``, and prints one markdown table over all configs.
 
@@ -35,6 +38,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from PIL import Image
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 from torchvision.utils import make_grid, save_image
@@ -44,8 +48,11 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
+from callbacks.cond_acc import ConditionalAccuracy, LabelClassifier, quantize  # noqa: E402
 from callbacks.fid import _Precomputed  # noqa: E402
+from callbacks.samples import class_grid_labels, write_labels  # noqa: E402
 from datamodules import ImageFolderDataModule  # noqa: E402
+from gans.labels import LabelSpace, class_names_per_head, head_names  # noqa: E402
 from gans.inception import InceptionFeatures, to_uint8  # noqa: E402
 from mnist_dcgan import run_measured  # noqa: E402
 
@@ -58,19 +65,101 @@ def features(extractor: InceptionFeatures, images_uint8: torch.Tensor, batch: in
     return torch.cat([extractor(chunk) for chunk in images_uint8.split(batch)])
 
 
-def real_features(extractor: InceptionFeatures, num: int, resolution: int, cache_dir: Path = OUT) -> torch.Tensor:
-    """Inception features of the first ``num`` face photos at ``resolution`` (unshuffled, unflipped), cached."""
-    cache = cache_dir / f"real_features_{resolution}px_{num}.pt"
+PATH_ARGS = ("root", "tags_file")  # data arguments that are paths, relative to the repository in the configs
+
+
+def data_args(config: dict) -> dict:
+    """The config's ``data.init_args`` with its paths made absolute (the fits run in ``benchmarks/out/<name>``)."""
+    init_args = dict(config["data"].get("init_args") or {})
+    for key in PATH_ARGS:
+        if init_args.get(key) and not Path(init_args[key]).is_absolute():
+            init_args[key] = str((REPO / init_args[key]).resolve())
+    return init_args
+
+
+_DATAMODULES: dict = {}
+
+
+def real_datamodule(config: dict | None, resolution: int):
+    """The config's datamodule (the face zip when ``config`` is None), set up with every image in memory; built once."""
+    key = (json.dumps(config["data"], sort_keys=True) if config else None, resolution)
+    if key not in _DATAMODULES:
+        _DATAMODULES[key] = _build_datamodule(config, resolution)
+    return _DATAMODULES[key]
+
+
+def _build_datamodule(config: dict | None, resolution: int):
+    if config is None:
+        data = ImageFolderDataModule(root=str(FACES), img_resolution=resolution, cache="memory", num_workers=0)
+    else:
+        module, _, name = config["data"]["class_path"].rpartition(".")
+        init_args = {**data_args(config), "img_resolution": resolution, "cache": "memory", "num_workers": 0}
+        data = getattr(importlib.import_module(module), name)(**init_args)
+    data.setup("fit")
+    return data
+
+
+def real_features(extractor: InceptionFeatures, num: int, resolution: int, cache_dir: Path = OUT, config: dict | None = None) -> torch.Tensor:
+    """Inception features of the first ``num`` real images at ``resolution`` (unshuffled, unflipped), cached: the face
+    photos, or the images of ``config``'s datamodule."""
+    root = None if config is None else Path(data_args(config)["root"])
+    tag = "" if root is None or root.resolve() == FACES.resolve() else f"{root.stem}_"
+    cache = cache_dir / f"real_features_{tag}{resolution}px_{num}.pt"
     if cache.exists():
         return torch.load(cache, weights_only=True)
-    data = ImageFolderDataModule(root=str(FACES), img_resolution=resolution, cache="memory", num_workers=0)
-    data.setup("fit")
-    dataset = data.real_dataset()
+    dataset = real_datamodule(config, resolution).real_dataset()
     images = torch.stack([dataset[i][0] for i in range(num)])
     feats = features(extractor, to_uint8(images))
     cache.parent.mkdir(parents=True, exist_ok=True)
     torch.save(feats, cache)
     return feats
+
+
+def label_classifier(config: dict, resolution: int, heads: tuple[int, ...], steps: int) -> tuple[LabelClassifier, list[float], list[str]]:
+    """:class:`callbacks.ConditionalAccuracy`'s classifier for the config's labelled data, trained once and cached in
+    ``benchmarks/out/classifiers``; with its held-out real accuracy per head and the heads' names."""
+    data = real_datamodule(config, resolution)
+    scorer = ConditionalAccuracy(classifier_steps=steps, cache_dir=str(OUT / "classifiers"))
+    dataset = data.real_dataset()
+    shape = tuple(dataset[0][0].shape)
+    path = scorer.cache_path(data, heads, shape)
+    if path.is_file():
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    else:
+        with torch.enable_grad():
+            state, accuracy = scorer.train_classifier(dataset, heads, torch.device("cpu"))
+        payload = {"state_dict": state, "real_accuracy": torch.tensor(accuracy)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(payload, path)
+    classifier = LabelClassifier(shape[0], heads, scorer.classifier_width)
+    classifier.load_state_dict(payload["state_dict"])
+    return classifier.eval(), [round(float(a), 3) for a in payload["real_accuracy"]], head_names(data, len(heads))
+
+
+def save_class_grid(model, datamodule, path: Path, columns: int = 10) -> None:
+    """One row per class of the first label head (the hair colour), named beside the row; column c holds latent c and
+    the c-th combination of the other heads' classes (named above), as :class:`callbacks.SampleGrid` draws them."""
+    labels = class_grid_labels(model.label_space, columns)
+    z = model.indexed_z(torch.arange(columns)).repeat(model.label_space.heads[0], 1)
+    images = model.sample(len(z), labels=labels, z=z).clamp(-1, 1).add(1).div(2)
+    grid = (make_grid(images, nrow=columns, padding=2, pad_value=1.0) * 255).round().byte().permute(1, 2, 0).numpy()
+    names = class_names_per_head(datamodule, len(model.label_space.heads))
+    word = (lambda h, c: names[h][c]) if names else (lambda h, c: str(c))
+    rows = [word(0, r) for r in range(model.label_space.heads[0])]
+    cells = labels.reshape(len(labels), -1)[:columns]
+    header = [", ".join(word(h, int(c)) for h, c in enumerate(cell) if h > 0) for cell in cells] if cells.shape[1] > 1 else None
+    Image.fromarray(write_labels(grid, rows, images.shape[-1], header)).save(path)
+
+
+def conditional_accuracy(model, classifier: LabelClassifier, num: int) -> list[float]:
+    """Per head, the share of samples 0 ... num-1 (each with the i-th label of the fixed walk over the classes) that
+    the classifier assigns to the class asked for."""
+    correct = torch.zeros(len(model.label_space.heads))
+    for indices in torch.arange(num).split(100):
+        labels = model.label_space.for_indices(indices).reshape(len(indices), -1)
+        for h, logits in enumerate(classifier(quantize(model.sample_indexed(indices)))):
+            correct[h] += (logits.argmax(1) == labels[:, h]).sum()
+    return [round(float(c) / num, 3) for c in correct]
 
 
 def fid_kid(real: torch.Tensor, fake: torch.Tensor) -> tuple[float, float, float]:
@@ -89,12 +178,23 @@ def kimg_of(checkpoint: Path) -> float:
     return float(re.search(r"kimg([\d.]+)", checkpoint.stem).group(1).rstrip("."))
 
 
+def data_overrides(config: dict) -> list[str]:
+    """Command-line overrides that point the fit (run in ``benchmarks/out/<name>``) at the config's data."""
+    return [f"--data.init_args.{key}={value}" for key, value in data_args(config).items() if key in PATH_ARGS and value]
+
+
+def label_heads(config: dict) -> tuple[int, ...]:
+    """The label heads of the config's model (``num_classes``), empty when unconditional."""
+    return LabelSpace.from_num_classes((config["model"].get("init_args") or {}).get("num_classes")).heads
+
+
 def model_class(config: dict) -> type:
     module, _, name = config["model"]["class_path"].rpartition(".")
     return getattr(importlib.import_module(module), name)
 
 
-def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFeatures, every: int = 1, continue_to: float = 0.0) -> dict:
+def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFeatures, every: int = 1, continue_to: float = 0.0,
+             classifier_steps: int = 2000) -> dict:
     config = yaml.safe_load(config_path.read_text())
     name = config_path.stem
     run = OUT / name
@@ -105,14 +205,14 @@ def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFe
         last = next(run.rglob("checkpoints/last.ckpt"), None)
         if last is None:
             raise SystemExit(f"--continue-to: no finished run under {run} (checkpoints/last.ckpt): run without it first.")
-        cmd = [sys.executable, "-m", "gans", "fit", "--config", str(config_path.resolve()), f"--data.init_args.root={FACES}",
+        cmd = [sys.executable, "-m", "gans", "fit", "--config", str(config_path.resolve()), *data_overrides(config),
                "--trainer.enable_progress_bar=false", f"--model.init_args.max_kimg={continue_to:g}", f"--ckpt_path={last.resolve()}"]
         wall, foreign = run_measured(cmd, dict(os.environ), cwd=run)
         summary.update({key: previous[key] for key in ("wall_s", "foreign_cpu_share") if key in previous})
         summary["continued"] = previous.get("continued", []) + [{"to_kimg": continue_to, "wall_s": round(wall), "foreign_cpu_share": round(foreign, 2)}]
     elif not skip_fit:
         run.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "gans", "fit", "--config", str(config_path.resolve()), f"--data.init_args.root={FACES}",
+        cmd = [sys.executable, "-m", "gans", "fit", "--config", str(config_path.resolve()), *data_overrides(config),
                "--trainer.enable_progress_bar=false"]
         wall, foreign = run_measured(cmd, dict(os.environ), cwd=run)
         summary.update(wall_s=round(wall), foreign_cpu_share=round(foreign, 2))
@@ -125,8 +225,13 @@ def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFe
     if chosen[-1:] != checkpoints[-1:]:
         chosen.append(checkpoints[-1])
     resolution = config["data"]["init_args"]["img_resolution"]
-    real = real_features(extractor, num, resolution)
+    real = real_features(extractor, num, resolution, config=config)
     cls = model_class(config)
+    heads = label_heads(config)
+    classifier = None
+    if heads:
+        classifier, real_accuracy, names = label_classifier(config, resolution, heads, classifier_steps)
+        summary.update(cond_acc_heads=names, cond_acc_real=real_accuracy, cond_acc_chance=[round(1 / k, 3) for k in heads])
     rows = []
     for ckpt in chosen:
         if kimg_of(ckpt) in known and ckpt != chosen[-1]:
@@ -136,13 +241,18 @@ def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFe
         start = time.perf_counter()
         fake = torch.cat([to_uint8(model.sample_indexed(idx)) for idx in torch.arange(num).split(100)])
         fid, kid, kid_std = fid_kid(real, features(extractor, fake))
-        row = {"kimg": kimg_of(ckpt), "fid": round(fid, 1), "kid_x1e3": round(kid * 1e3, 1), "kid_std_x1e3": round(kid_std * 1e3, 1),
-               "eval_s": round(time.perf_counter() - start)}
+        row = {"kimg": kimg_of(ckpt), "fid": round(fid, 1), "kid_x1e3": round(kid * 1e3, 1), "kid_std_x1e3": round(kid_std * 1e3, 1)}
+        if classifier is not None:
+            row["cond_acc"] = conditional_accuracy(model, classifier, num)
+        row["eval_s"] = round(time.perf_counter() - start)
         print(name, row, flush=True)
         rows.append(row)
     summary["curve"] = rows
     RESULTS.mkdir(exist_ok=True)
-    save_image(make_grid(model.sample_indexed(torch.arange(64)).clamp(-1, 1).add(1).div(2), nrow=8, padding=1, pad_value=1.0), RESULTS / f"{name}.png")
+    if heads:
+        save_class_grid(model, real_datamodule(config, resolution), RESULTS / f"{name}.png")
+    else:
+        save_image(make_grid(model.sample_indexed(torch.arange(64)).clamp(-1, 1).add(1).div(2), nrow=8, padding=1, pad_value=1.0), RESULTS / f"{name}.png")
     (RESULTS / f"{name}.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -154,16 +264,18 @@ def main() -> None:
     parser.add_argument("--num", type=int, default=1000, help="samples (and real images) for FID/KID")
     parser.add_argument("--every", type=int, default=1, help="evaluate every n-th kimg checkpoint (and the last)")
     parser.add_argument("--continue-to", type=float, default=0.0, help="resume each finished run up to this kimg")
+    parser.add_argument("--classifier-steps", type=int, default=2000, help="training steps of the conditional-accuracy classifier")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     extractor = InceptionFeatures()
     results = {}
     for config in args.config:
-        results[config.stem] = evaluate(config, args.num, args.skip_fit, extractor, args.every, args.continue_to)
-    print("| config | kimg | FID | KID x 1e3 |\n| --- | --- | --- | --- |")
+        results[config.stem] = evaluate(config, args.num, args.skip_fit, extractor, args.every, args.continue_to, args.classifier_steps)
+    print("| config | kimg | FID | KID x 1e3 | conditional accuracy per head |\n| --- | --- | --- | --- | --- |")
     for name, summary in results.items():
         for row in summary["curve"]:
-            print(f"| {name} | {row['kimg']:g} | {row['fid']} | {row['kid_x1e3']} ± {row['kid_std_x1e3']} |")
+            acc = ", ".join(f"{h} {a}" for h, a in zip(summary.get("cond_acc_heads", []), row.get("cond_acc", [])))
+            print(f"| {name} | {row['kimg']:g} | {row['fid']} | {row['kid_x1e3']} ± {row['kid_std_x1e3']} | {acc} |")
 
 
 if __name__ == "__main__":
