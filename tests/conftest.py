@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -51,3 +52,13 @@ def mnist_root(tmp_path: Path) -> Path:
     write_mnist_idx(root, "train", n=64, seed=0)
     write_mnist_idx(root, "test", n=32, seed=1)
     return root
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny convolutions run many times faster on one thread than on two contended ones (2-core CI). Modules of tiny
+    networks opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -101,3 +101,8 @@ def write_cifar10(root: Path, per_batch: int = 4, seed: int = 0, images: np.ndar
     meta = {"label_names": CLASS_NAMES, "num_cases_per_batch": per_batch, "num_vis": 3072}
     (folder / META_FILE).write_bytes(pickle.dumps(meta, protocol=2))
     return {**GENUINE_CHECKSUMS, **{file.name: hashlib.md5(file.read_bytes()).hexdigest() for file in folder.iterdir()}}
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Trainable and frozen parameters of ``module`` (what the papers' parameter counts count; buffers are not)."""
+    return sum(p.numel() for p in module.parameters())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -91,12 +90,3 @@ class StubStyleGAN(StyleBasedGAN):
             **kwargs,
         )
         self.data_shape = (img_channels, 16, 16)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Autouse where imported (``from style_stub import one_thread``): tiny convolutions run many times faster on one thread than on two contended ones (2-core CI)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -14,11 +14,8 @@ from gans import ACGAN, DCGAN
 from gans.errors import ConfigError
 from gans.losses import auxiliary_classifier_loss, logistic_d_loss
 from gans.tricks import label_targets
-from helpers import quiet_trainer
+from helpers import count_parameters, quiet_trainer
 
-
-def count(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def tiny(architecture: str, num_classes=(3, 2), **kwargs) -> ACGAN:
@@ -70,20 +67,20 @@ def srresnet_counts(tags: int, z_dim: int, stages: int, d_widths: list[int], c: 
 def test_srresnet_parameter_counts_at_the_papers_128px_and_the_reports_64px() -> None:
     # Jin et al. at 128 px: z 128 + 34 tags, D 32 ... 1024 channels (the tag head's 34 outputs in one head).
     paper = ACGAN(num_classes=[34], img_resolution=128, img_channels=3, z_dim=128, architecture="srresnet")
-    assert (count(paper.generator), count(paper.discriminator)) == srresnet_counts(34, 128, 3, [32, 64, 128, 256, 512, 1024])
-    assert (count(paper.generator), count(paper.discriminator)) == (4_315_715, 19_078_531)
+    assert (count_parameters(paper.generator), count_parameters(paper.discriminator)) == srresnet_counts(34, 128, 3, [32, 64, 128, 256, 512, 1024])
+    assert (count_parameters(paper.generator), count_parameters(paper.discriminator)) == (4_315_715, 19_078_531)
     # The report's 64 px anime config: z 100 + 12 hair + 10 eye colours, D 32 ... 512.
     anime = ACGAN(num_classes=[12, 10], img_resolution=64, img_channels=3, architecture="srresnet")
-    assert (count(anime.generator), count(anime.discriminator)) == srresnet_counts(22, 100, 2, [32, 64, 128, 256, 512])
-    assert (count(anime.generator), count(anime.discriminator)) == (3_512_515, 4_823_415)
+    assert (count_parameters(anime.generator), count_parameters(anime.discriminator)) == srresnet_counts(22, 100, 2, [32, 64, 128, 256, 512])
+    assert (count_parameters(anime.generator), count_parameters(anime.discriminator)) == (3_512_515, 4_823_415)
 
 
 def test_dcgan_family_is_dcgan_with_the_tag_vector_in_z_and_class_heads() -> None:
     model = ACGAN(num_classes=10, img_resolution=32, img_channels=1, architecture="dcgan")
     reference = DCGAN(img_resolution=32, img_channels=1, z_dim=110)  # z 100 + one-hot 10
     heads = 256 * 4 * 4 * 10 + 10  # a 10-way linear classifier on D's last 4x4 map of 256 channels
-    assert count(model.generator) == count(reference.generator) == 1_107_840
-    assert count(model.discriminator) == count(reference.discriminator) + heads == 702_218
+    assert count_parameters(model.generator) == count_parameters(reference.generator) == 1_107_840
+    assert count_parameters(model.discriminator) == count_parameters(reference.discriminator) + heads == 702_218
 
 
 # The auxiliary classifier loss.

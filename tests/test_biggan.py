@@ -15,7 +15,7 @@ from gans.labels import LabelSpace
 from gans.latents import truncated_normal
 from gans.layers import CrossReplicaBatchNorm2d
 from gans.losses import orthogonal_penalty
-from helpers import quiet_trainer
+from helpers import count_parameters, quiet_trainer
 
 
 def tiny(**kwargs) -> BigGAN:
@@ -77,9 +77,6 @@ def official_d_count(res: int, ch: int, n_classes: int, attn: list[int]) -> int:
     return count + arch[res][1][-1] + 1 + n_classes * arch[res][1][-1]  # linear (with bias), SNEmbedding
 
 
-def count(network: nn.Module) -> int:
-    return sum(p.numel() for p in network.parameters())
-
 
 def test_parameter_counts_equal_the_official_code(monkeypatch: pytest.MonkeyPatch) -> None:
     # Built on the meta device without spectral norm's power iterations (parameters only, no memory or compute).
@@ -90,10 +87,10 @@ def test_parameter_counts_equal_the_official_code(monkeypatch: pytest.MonkeyPatc
         d128 = BigGANDiscriminator(128, 3, 96, imagenet, attention=[64])
         g32 = BigGANGenerator(32, 3, 128, 64, cifar, shared_embedding=False, hierarchical=False, attention=[])
         d32 = BigGANDiscriminator(32, 3, 64, cifar, attention=[])
-    assert count(g128) == official_g_count(128, 96, 120, 1000, True, True, 128, [64]) == 70_433_988
-    assert count(d128) == official_d_count(128, 96, 1000, [64]) == 87_982_370
-    assert count(g32) == official_g_count(32, 64, 128, 10, False, False, 128, []) == 4_304_387
-    assert count(d32) == official_d_count(32, 64, 10, []) == 4_207_361
+    assert count_parameters(g128) == official_g_count(128, 96, 120, 1000, True, True, 128, [64]) == 70_433_988
+    assert count_parameters(d128) == official_d_count(128, 96, 1000, [64]) == 87_982_370
+    assert count_parameters(g32) == official_g_count(32, 64, 128, 10, False, False, 128, []) == 4_304_387
+    assert count_parameters(d32) == official_d_count(32, 64, 10, []) == 4_207_361
 
 
 def test_orthogonal_penalty_against_its_formula_and_the_official_gradient() -> None:

@@ -18,9 +18,12 @@ from datamodules.cifar import CLASS_NAMES, GENUINE_CHECKSUMS
 from gans import DCGAN
 from gans.errors import DataNotFoundError
 from helpers import quiet_trainer, write_cifar10
-from style_stub import one_thread  # noqa: F401  (autouse: tiny convolutions on one thread)
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*does not have many workers.*", "ignore:.*LeafSpec.*")
+
+pytestmark = [
+    pytest.mark.usefixtures("one_thread"),  # tiny networks: one thread (tests/conftest.py)
+    pytest.mark.filterwarnings("ignore:.*does not have many workers.*", "ignore:.*LeafSpec.*"),
+]
 
 
 @pytest.fixture

@@ -27,9 +27,12 @@ from datamodules.images import ImageDataset, TensorPixels
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
 from helpers import quiet_trainer
-from style_stub import one_thread  # noqa: F401  (autouse: tiny convolutions on one thread)
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*does not have many workers.*", "ignore:.*LeafSpec.*")
+
+pytestmark = [
+    pytest.mark.usefixtures("one_thread"),  # tiny networks: one thread (tests/conftest.py)
+    pytest.mark.filterwarnings("ignore:.*does not have many workers.*", "ignore:.*LeafSpec.*"),
+]
 
 SIDE = 16
 

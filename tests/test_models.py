@@ -15,6 +15,7 @@ from torch import nn
 
 from gans import CGAN, DCGAN, GAN, LSGAN, WGAN, WGANGP, GANModule
 from gans.layers import AlwaysDropout
+from helpers import count_parameters
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*self.trainer. reference is not registered.*")
 
@@ -125,14 +126,11 @@ def test_uniform_hooks_across_the_zoo(zoo_model):
 # Parameter counts and paper settings.
 
 
-def count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
 
 def test_dcgan_64_rgb_parameter_counts_match_the_reference():
     model = DCGAN(img_resolution=64, img_channels=3, z_dim=100, ngf=64, ndf=64)
-    assert count(model.generator) == 3_576_704
-    assert count(model.discriminator) == 2_765_568
+    assert count_parameters(model.generator) == 3_576_704
+    assert count_parameters(model.discriminator) == 2_765_568
 
 
 def test_mlp_gan_matches_the_papers_mnist_networks():

@@ -22,7 +22,9 @@ from gans.labels import LabelSpace
 from gans.layers import MappingNetwork
 from gans.perceptual import pixel_distance
 from helpers import quiet_trainer
-from style_stub import StubStyleGAN, one_thread  # noqa: F401 (one_thread: an autouse fixture)
+from style_stub import StubStyleGAN
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one thread (tests/conftest.py)
 
 UNCONDITIONAL = LabelSpace.from_num_classes(0)
 

@@ -6,10 +6,8 @@ import torch.nn.functional as F
 
 from gans.errors import ConfigError
 from gans.progan import ProGANDiscriminator, ProGANGenerator, progan_widths
+from helpers import count_parameters
 
-
-def count(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def test_widths_follow_the_paper() -> None:
@@ -22,11 +20,11 @@ def test_parameter_counts_at_1024_equal_the_papers_23_1m() -> None:
     """Table 2 (CelebA-HQ, 1024x1024): 23.1M parameters in each network. The exact totals of the final networks
     (without the toRGB / fromRGB layers the lower resolutions keep for growing) are pinned."""
     g, d = ProGANGenerator(img_resolution=1024), ProGANDiscriminator(img_resolution=1024)
-    g_final = count(g) - sum(count(g.to_rgb[str(r)]) for r in g.widths if r < 1024)
-    d_final = count(d) - sum(count(d.from_rgb[str(r)]) for r in d.widths if r < 1024)
+    g_final = count_parameters(g) - sum(count_parameters(g.to_rgb[str(r)]) for r in g.widths if r < 1024)
+    d_final = count_parameters(d) - sum(count_parameters(d.from_rgb[str(r)]) for r in d.widths if r < 1024)
     assert g_final == 23_071_507 and d_final == 23_077_137
     assert round(g_final / 1e6, 1) == round(d_final / 1e6, 1) == 23.1
-    assert count(g) - g_final == 7_608 and count(d) - d_final == 10_112
+    assert count_parameters(g) - g_final == 7_608 and count_parameters(d) - d_final == 10_112
 
 
 @pytest.mark.parametrize("resolution", [4, 8, 16, 32])

@@ -16,22 +16,13 @@ from gans import SAGAN
 from gans.errors import ConfigError
 from gans.layers import ConditionalBatchNorm2d, SelfAttention
 from gans.sagan import SAGANDiscriminator, SAGANGenerator, default_attention_resolution
-from helpers import quiet_trainer
+from helpers import count_parameters, quiet_trainer
 
 HEADS = [3, 2]  # a hair / eye pair of heads, small
 
 
-def count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The tiny networks run fastest on one thread (the machine is shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one thread (tests/conftest.py)
 
 
 def official_counts(classes: int = 1000, ch: int = 64, z: int = 128, value_div: int = 2) -> tuple[int, int]:
@@ -66,15 +57,15 @@ def test_parameter_counts_at_128_px_match_the_official_code(monkeypatch: pytest.
     # are slow there; the parametrization keeps the weight as its one parameter (``original``), so counts are the same.
     layer = SAGANDiscriminator(16, 3, 1)
     monkeypatch.setattr(torch.nn.utils.parametrizations, "spectral_norm", lambda module, **kwargs: module)
-    assert count(SAGANDiscriminator(16, 3, 1)) == count(layer)
+    assert count_parameters(SAGANDiscriminator(16, 3, 1)) == count_parameters(layer)
     with torch.device("meta"):
         model = SAGAN(img_resolution=128, num_classes=1000, attention="official")
         paper = SAGAN(img_resolution=128, num_classes=1000)
-    assert (count(model.generator), count(model.discriminator)) == (42_078_852, 39_463_618)
+    assert (count_parameters(model.generator), count_parameters(model.discriminator)) == (42_078_852, 39_463_618)
     # The paper's block (value C/8, section 3): the value and output 1x1 convs are C x C/8 instead of C x C/2.
-    assert (count(paper.generator), count(paper.discriminator)) == official_counts(value_div=8) == (42_029_700, 39_451_330)
-    assert count(model.generator) - count(paper.generator) == 2 * 256 * (128 - 32)
-    assert count(model.discriminator) - count(paper.discriminator) == 2 * 128 * (64 - 16)
+    assert (count_parameters(paper.generator), count_parameters(paper.discriminator)) == official_counts(value_div=8) == (42_029_700, 39_451_330)
+    assert count_parameters(model.generator) - count_parameters(paper.generator) == 2 * 256 * (128 - 32)
+    assert count_parameters(model.discriminator) - count_parameters(paper.discriminator) == 2 * 128 * (64 - 16)
 
 
 @pytest.mark.parametrize("num_classes, labels", [(0, None), (5, torch.tensor([0, 4])), (HEADS, torch.tensor([[2, 0], [1, 1]]))], ids=["uncond", "one-head", "two-heads"])

@@ -13,20 +13,11 @@ from torch.utils.data import DataLoader, TensorDataset
 from gans import SNGAN, ProjectionGAN
 from gans.errors import ConfigError
 from gans.sngan import SNGANDiscriminator, SNGANGenerator
-from helpers import quiet_trainer
+from helpers import count_parameters, quiet_trainer
 
 
-def count(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The tiny networks run fastest on one thread (the machine is shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one thread (tests/conftest.py)
 
 
 # Counts of the official Chainer networks (pfnet-research/sngan_projection: gen_models/resnet_32.py and
@@ -46,7 +37,7 @@ PAPER_COUNTS = [
 @pytest.mark.parametrize("settings, g_params, d_params", PAPER_COUNTS, ids=["resnet32", "projection32", "resnet64", "cnn32"])
 def test_parameter_counts_match_the_official_networks(settings: dict, g_params: int, d_params: int) -> None:
     model = SNGAN(**settings)
-    assert (count(model.generator), count(model.discriminator)) == (g_params, d_params)
+    assert (count_parameters(model.generator), count_parameters(model.discriminator)) == (g_params, d_params)
 
 
 def test_paper_recipe_and_class_embedding_sizes() -> None:

@@ -19,7 +19,9 @@ from gans.latents import seeded_latents, slerp
 from gans.perceptual import FeatureDistance, pixel_distance
 from gans.projector import load_noise_, noise_buffers, noise_regularization, project, projector_learning_rate, w_noise_std
 from helpers import quiet_trainer
-from style_stub import StubGenerator, StubStyleGAN, one_thread  # noqa: F401 (one_thread: an autouse fixture)
+from style_stub import StubGenerator, StubStyleGAN
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one thread (tests/conftest.py)
 
 
 @pytest.fixture

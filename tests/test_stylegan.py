@@ -18,14 +18,11 @@ from gans.errors import ConfigError
 from gans.progan import DiscriminatorBlock, ProGANDiscriminator
 from gans.resample import BINOMIAL_3, blur2d, fir_kernel
 from gans.stylegan import AdaIN, StyleGAN, StyleGANDiscriminator, StyleGANGenerator, SynthesisLayer, instance_norm
-from helpers import quiet_trainer
+from helpers import count_parameters, quiet_trainer
 from test_progressive import StagedImages
 
 TINY = dict(z_dim=16, w_dim=16, mapping_layers=2, fmap_base=64, fmap_max=16)  # 16 feature maps at 4 and 8 px, 8 at 16, 4 at 32
 
-
-def count(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def tiny_generator(img_resolution: int = 32, **kwargs) -> StyleGANGenerator:
@@ -55,12 +52,12 @@ def test_parameter_counts_at_1024_equal_the_papers_26_2m_and_progans_d() -> None
     """Section 2: "26.2M trainable parameters" in G, the official FFHQ generator's total (26,219,627), counting every
     resolution's toRGB as the growing network holds them; D is ProGAN's (23.1M), the blur adding nothing."""
     g, d = StyleGANGenerator(), StyleGANDiscriminator()
-    lower_rgb = sum(count(getattr(g.synthesis, f"b{r}").torgb) for r in g.synthesis.widths if r < 1024)
-    assert count(g) == 26_219_627 and count(g.mapping) == 2_101_248
-    assert lower_rgb == 7_608 and round((count(g) - lower_rgb) / 1e6, 1) == 26.2
-    d_lower = sum(count(d.from_rgb[str(r)]) for r in d.widths if r < 1024)
-    assert count(d) - d_lower == 23_077_137 and d_lower == 10_112
-    assert count(d) == count(ProGANDiscriminator())
+    lower_rgb = sum(count_parameters(getattr(g.synthesis, f"b{r}").torgb) for r in g.synthesis.widths if r < 1024)
+    assert count_parameters(g) == 26_219_627 and count_parameters(g.mapping) == 2_101_248
+    assert lower_rgb == 7_608 and round((count_parameters(g) - lower_rgb) / 1e6, 1) == 26.2
+    d_lower = sum(count_parameters(d.from_rgb[str(r)]) for r in d.widths if r < 1024)
+    assert count_parameters(d) - d_lower == 23_077_137 and d_lower == 10_112
+    assert count_parameters(d) == count_parameters(ProGANDiscriminator())
     assert g.num_ws == 18 and g.synthesis.ws_resolutions == [r for r in (4, 8, 16, 32, 64, 128, 256, 512, 1024) for _ in range(2)]
     assert {layer.noise_const.shape[-1] for layer in synthesis_layers(g)} == set(g.synthesis.widths)
 

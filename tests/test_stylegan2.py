@@ -17,13 +17,10 @@ from gans.errors import ConfigError
 from gans.layers import modulated_conv2d
 from gans.resample import BINOMIAL_4, fir_kernel, upfirdn2d
 from gans.stylegan2 import StyleGAN2, StyleGAN2Discriminator, StyleGAN2Generator, convert_official_state_dict
-from helpers import quiet_trainer
+from helpers import count_parameters, quiet_trainer
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "stylegan2-reference"
 
-
-def n_params(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def tiny(**overrides) -> StyleGAN2:
@@ -61,8 +58,8 @@ def test_every_output_equals_the_official_networks(name: str) -> None:
     ).eval()
     G, D = model.generator, model.discriminator
     assert G.num_ws == config["num_ws"]
-    assert n_params(G) == {"uncond": 428_723, "cond10": 446_515}[name]
-    assert n_params(D) == {"uncond": 288_993, "cond10": 327_072}[name]
+    assert count_parameters(G) == {"uncond": 428_723, "cond10": 446_515}[name]
+    assert count_parameters(D) == {"uncond": 288_993, "cond10": 327_072}[name]
     labels = inputs["c"].argmax(1) if num_classes else None  # the fixture's one-hot c as class indices
     c = G.class_vector(labels)
     if num_classes:
@@ -113,7 +110,7 @@ def test_parameter_counts_equal_the_official_networks(resolution, channel_base, 
     with torch.device("meta"):
         G = StyleGAN2Generator(img_resolution=resolution, channel_base=channel_base, mapping_layers=mapping_layers)
         D = StyleGAN2Discriminator(img_resolution=resolution, channel_base=channel_base, mapping_layers=mapping_layers)
-    assert (n_params(G), n_params(G.mapping), n_params(D)) == (g_total, g_mapping, d_total)
+    assert (count_parameters(G), count_parameters(G.mapping), count_parameters(D)) == (g_total, g_mapping, d_total)
     assert G.num_ws == 2 * int(torch.log2(torch.tensor(resolution))) - 2
 
 
