@@ -20,6 +20,13 @@ Configs are run one after the other, never at once (two trainings oversubscribe 
     python benchmarks/faces_fid.py --config experiments/stylegan2_faces_cpu.yaml --skip-fit --num 500
     python benchmarks/faces_fid.py --config experiments/stylegan2_faces_cpu.yaml --num 500 --continue-to 40
 
+``--max-kimg K`` trains every config for the same K kimg (the conditional family's table); ``--set KEY=VALUE``
+passes ``lightning fit`` overrides (``--set model.init_args.soft_labels=false``) and ``--tag T`` names that variant's
+run ``<config name>_T``, as the ACGAN tips ablation does:
+
+    python benchmarks/faces_fid.py --num 500 --max-kimg 15 --config experiments/acgan_anime_cpu.yaml \
+        --tag notips --set model.init_args.soft_labels=false model.init_args.label_flip_prob=0 model.init_args.g_dropout=0
+
 ``--continue-to K`` resumes a finished run from its ``last.ckpt`` (the exact resume of ``lightning fit --ckpt_path``)
 with ``max_kimg`` raised to K; checkpoints already in ``benchmarks/results/<config name>.json`` at the same ``--num``
 keep their numbers and are not evaluated again.
@@ -193,12 +200,23 @@ def model_class(config: dict) -> type:
     return getattr(importlib.import_module(module), name)
 
 
+def fit_overrides(max_kimg: float, settings: list[str]) -> list[str]:
+    """``lightning fit`` arguments for ``--max-kimg`` and each ``--set KEY=VALUE``."""
+    for setting in settings:
+        if "=" not in setting:
+            raise SystemExit(f"--set {setting!r}: expected KEY=VALUE, e.g. model.init_args.g_dropout=0")
+    return ([f"--model.init_args.max_kimg={max_kimg:g}"] if max_kimg else []) + [f"--{setting}" for setting in settings]
+
+
 def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFeatures, every: int = 1, continue_to: float = 0.0,
-             classifier_steps: int = 2000) -> dict:
+             classifier_steps: int = 2000, overrides: list[str] | None = None, tag: str = "") -> dict:
     config = yaml.safe_load(config_path.read_text())
-    name = config_path.stem
+    name = f"{config_path.stem}_{tag}" if tag else config_path.stem
     run = OUT / name
+    overrides = overrides or []
     summary: dict = {"config": str(config_path.resolve().relative_to(REPO)), "num_samples": num, "torch": torch.__version__}
+    if overrides:
+        summary["overrides"] = overrides
     previous = json.loads((RESULTS / f"{name}.json").read_text()) if (RESULTS / f"{name}.json").exists() else {}
     known = {row["kimg"]: row for row in previous.get("curve", [])} if previous.get("num_samples") == num else {}
     if continue_to:
@@ -213,7 +231,7 @@ def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFe
     elif not skip_fit:
         run.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "gans", "fit", "--config", str(config_path.resolve()), *data_overrides(config),
-               "--trainer.enable_progress_bar=false"]
+               "--trainer.enable_progress_bar=false", *overrides]
         wall, foreign = run_measured(cmd, dict(os.environ), cwd=run)
         summary.update(wall_s=round(wall), foreign_cpu_share=round(foreign, 2))
     elif previous:
@@ -264,13 +282,20 @@ def main() -> None:
     parser.add_argument("--num", type=int, default=1000, help="samples (and real images) for FID/KID")
     parser.add_argument("--every", type=int, default=1, help="evaluate every n-th kimg checkpoint (and the last)")
     parser.add_argument("--continue-to", type=float, default=0.0, help="resume each finished run up to this kimg")
+    parser.add_argument("--max-kimg", type=float, default=0.0, help="train every config for this many kimg (its own max_kimg when 0)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="lightning fit overrides for every config")
+    parser.add_argument("--tag", default="", help="suffix of the run's name (benchmarks/out/<config>_<tag>), for --set variants")
     parser.add_argument("--classifier-steps", type=int, default=2000, help="training steps of the conditional-accuracy classifier")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
+    if args.set and not args.tag:
+        parser.error("--set needs --tag, so that the variant's run does not overwrite the config's own")
+    overrides = fit_overrides(args.max_kimg, args.set)
     extractor = InceptionFeatures()
     results = {}
     for config in args.config:
-        results[config.stem] = evaluate(config, args.num, args.skip_fit, extractor, args.every, args.continue_to, args.classifier_steps)
+        name = f"{config.stem}_{args.tag}" if args.tag else config.stem
+        results[name] = evaluate(config, args.num, args.skip_fit, extractor, args.every, args.continue_to, args.classifier_steps, overrides, args.tag)
     print("| config | kimg | FID | KID x 1e3 | conditional accuracy per head |\n| --- | --- | --- | --- | --- |")
     for name, summary in results.items():
         for row in summary["curve"]:

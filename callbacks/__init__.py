@@ -1,6 +1,6 @@
 """Lightning callbacks for GAN training: generator EMA, sample pictures, prediction writing, FID/KID, lazy regularisation,
 perceptual path length,
-conditional accuracy, checkpoints every N kimg, progressive growing (SPEC section 5)."""
+conditional accuracy, image-to-image pictures, checkpoints every N kimg, progressive growing (SPEC section 5)."""
 
 from callbacks.checkpoint import KimgCheckpoint
 from callbacks.cond_acc import ConditionalAccuracy
@@ -13,5 +13,6 @@ from callbacks.run_id import WandbRunId
 from callbacks.sample_writer import SampleWriter
 from callbacks.samples import SampleGrid
 from callbacks.throughput import ImagesPerSecond
+from callbacks.translation_grid import TranslationGrid
 
-__all__ = ["ConditionalAccuracy", "EMA", "FID", "ImagesPerSecond", "KimgCheckpoint", "LazyRegularization", "PPL", "ProgressiveGrowing", "SampleGrid", "SampleWriter", "WandbRunId"]
+__all__ = ["ConditionalAccuracy", "EMA", "FID", "ImagesPerSecond", "KimgCheckpoint", "LazyRegularization", "PPL", "ProgressiveGrowing", "SampleGrid", "SampleWriter", "TranslationGrid", "WandbRunId"]

@@ -15,7 +15,8 @@ statistics) are copied, not averaged. The state (images at the last update) is s
 
 The averaged generator lives on the module as ``generator_ema``: it is saved in and restored
 from checkpoints with the rest of the state dict, and :meth:`gans.base.GANModule.sample`,
-sample grids and ``lightning predict`` use it. Every DDP rank computes the same average from
+sample grids and ``lightning predict`` use it. A model with several generators names them in
+``ema_networks`` (CycleGAN: ``generator_ab``, ``generator_ba``); each is averaged into ``<name>_ema``. Every DDP rank computes the same average from
 the same parameters, so it needs no communication.
 """
 
@@ -48,8 +49,14 @@ def ema_update_(ema: nn.Module, source: nn.Module, beta: float) -> None:
         b_ema.copy_(b)
 
 
+def ema_networks(pl_module: L.LightningModule) -> tuple[str, ...]:
+    """The networks to average: the module's ``ema_networks``, else its ``generator``."""
+    return tuple(getattr(pl_module, "ema_networks", ("generator",)))
+
+
 class EMA(L.Callback):
-    """Keeps ``pl_module.generator_ema``, the exponential moving average of ``pl_module.generator``."""
+    """Keeps ``pl_module.generator_ema``, the exponential moving average of ``pl_module.generator`` (and of every
+    network in ``pl_module.ema_networks``, as ``<name>_ema``)."""
 
     def __init__(self, half_life_kimg: float = 10.0, rampup: float | None = None, start_kimg: float = 0.0) -> None:
         """
@@ -73,8 +80,9 @@ class EMA(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # Before the strategy wraps the model and before a checkpoint is restored into it.
-        if getattr(pl_module, "generator_ema", None) is None:
-            pl_module.generator_ema = frozen_copy(pl_module.generator)
+        for name in ema_networks(pl_module):
+            if getattr(pl_module, f"{name}_ema", None) is None:
+                setattr(pl_module, f"{name}_ema", frozen_copy(getattr(pl_module, name)))
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._g_steps_seen = pl_module.g_steps
@@ -91,7 +99,8 @@ class EMA(L.Callback):
         if self.rampup is not None:
             half_life = min(half_life, pl_module.images_seen * self.rampup)
         beta = ema_beta(images, half_life) if pl_module.images_seen >= self.start_kimg * 1000 else 0.0
-        ema_update_(pl_module.generator_ema, pl_module.generator, beta)
+        for name in ema_networks(pl_module):
+            ema_update_(getattr(pl_module, f"{name}_ema"), getattr(pl_module, name), beta)
         pl_module.log_train({"train/ema_beta": beta})
 
     def state_dict(self) -> dict[str, Any]:

@@ -38,6 +38,24 @@ def logger_step(trainer: L.Trainer) -> int:
     return trainer.fit_loop.epoch_loop._batches_that_stepped
 
 
+def save_picture(trainer: L.Trainer, picture: np.ndarray, step: int, key: str = "samples") -> Path:
+    """Write ``picture`` (``[H, W, 3]`` uint8) as ``<run folder>/samples/step_XXXXXXX.png`` and ``latest.png``, and
+    log it as ``key`` to W&B (``log_image``) or TensorBoard (``add_image``); CSV logs only the file."""
+    from PIL import Image
+
+    out_dir = run_dir(trainer) / "samples"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"step_{step:07d}.png"
+    Image.fromarray(picture).save(path)
+    Image.fromarray(picture).save(out_dir / "latest.png")
+    for logger in trainer.loggers:
+        if hasattr(logger, "log_image"):  # W&B, Neptune
+            logger.log_image(key=key, images=[picture], step=logger_step(trainer))
+        elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoard
+            logger.experiment.add_image(key, picture, global_step=logger_step(trainer), dataformats="HWC")
+    return path
+
+
 def batch_images(batch: Any) -> Tensor:
     """The samples of a training batch: ``(images, labels)`` or a bare tensor (images or 2-D points)."""
     return batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -266,9 +284,6 @@ class SampleGrid(L.Callback):
         labels = None if self._labels is None else self._labels.to(pl_module.device)
         with eval_mode(pl_module):
             fake = pl_module.sample(len(self._z), labels=labels, z=self._z).float().cpu()
-
-        out_dir = run_dir(trainer) / "samples"
-        out_dir.mkdir(parents=True, exist_ok=True)
         if fake.dim() == 2:
             mixture = getattr(trainer.datamodule, "hparams", {}).get("mixture")
             title = f"step {step}"
@@ -286,18 +301,5 @@ class SampleGrid(L.Callback):
                 left_width = self.nrow * (real.shape[-1] + 2) + 2 + 8  # the real grid and the gap
                 picture = write_labels(picture, rows, fake.shape[-1], columns, first_column_x=left_width)
 
-        from PIL import Image
+        return save_picture(trainer, picture, step)
 
-        path = out_dir / f"step_{step:07d}.png"
-        Image.fromarray(picture).save(path)
-        Image.fromarray(picture).save(out_dir / "latest.png")
-        self._log(trainer, picture, step)
-        return path
-
-    @staticmethod
-    def _log(trainer: L.Trainer, picture: np.ndarray, step: int) -> None:
-        for logger in trainer.loggers:
-            if hasattr(logger, "log_image"):  # W&B, Neptune
-                logger.log_image(key="samples", images=[picture], step=logger_step(trainer))
-            elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoard
-                logger.experiment.add_image("samples", picture, global_step=logger_step(trainer), dataformats="HWC")

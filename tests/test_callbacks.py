@@ -13,6 +13,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from PIL import Image
 
 from callbacks import SampleGrid
+from callbacks.samples import save_picture
 from datamodules import MNISTDataModule, ToyDataModule
 from gans import DCGAN, GAN
 from helpers import quiet_trainer
@@ -133,10 +134,10 @@ def test_log_image_is_used_when_the_logger_has_it(tmp_path):
     """W&B-style loggers get ``log_image(key="samples", images=[HWC array])`` at the step of the batch's
     scalars (batches trained), not at trainer.global_step (D + G optimizer steps)."""
     wandb_like = mock.Mock(spec=["log_image"])
-    t = mock.Mock(loggers=[wandb_like], global_step=14)
+    t = mock.Mock(loggers=[wandb_like], global_step=14, log_dir=str(tmp_path))
     t.fit_loop.epoch_loop._batches_that_stepped = 7
     picture = np.zeros((4, 4, 3), dtype=np.uint8)
-    SampleGrid._log(t, picture, step=3)
+    assert save_picture(t, picture, step=3) == tmp_path / "samples" / "step_0000003.png"
     wandb_like.log_image.assert_called_once()
     kwargs = wandb_like.log_image.call_args.kwargs
     assert kwargs["key"] == "samples" and kwargs["images"][0] is picture and kwargs["step"] == 7
