@@ -298,10 +298,14 @@ def keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
     return batch
 
 
-def batch_loader(dataset: ImageDataset, batch_size: int, num_workers: int, pin_memory: bool, shuffle: dict | None = None) -> DataLoader:
-    """A shuffled loader that fetches whole batches from ``dataset`` (drop_last, like every training loader here);
+def batch_loader(dataset: Dataset, batch_size: int, num_workers: int, pin_memory: bool, shuffle: dict | None = None) -> DataLoader:
+    """A shuffled loader that fetches whole batches from ``dataset`` (drop_last, like every training loader here):
+    an :class:`ImageDataset`, or any dataset whose ``__getitems__`` returns a whole batch (used as is);
     ``shuffle``: how, :func:`datamodules.sampling.shuffle_arguments` (default: ``shuffle=True``)."""
-    batches = ImageBatches(dataset.pixels, dataset.labels, dataset.resolution, dataset.xflip, dataset.augment)
+    if hasattr(dataset, "__getitems__"):
+        batches = dataset
+    else:
+        batches = ImageBatches(dataset.pixels, dataset.labels, dataset.resolution, dataset.xflip, dataset.augment)
     return DataLoader(
         batches,
         batch_size=batch_size,

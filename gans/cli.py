@@ -1,8 +1,9 @@
 """The ``lightning`` command: LightningCLI over every gans model and datamodule (subclass mode).
 
 ``lightning fit --config experiments/dcgan_mnist.yaml`` and ``python -m gans fit ...`` are the
-same. LightningCLI's ``class_path`` is the registry: any importable ``GANModule`` subclass or
-``LightningDataModule`` works, including your own.
+same. LightningCLI's ``class_path`` is the registry: any importable ``LightningModule`` (every GAN, the
+image-to-image models, :class:`gans.style_transfer.StyleTransfer`) or ``LightningDataModule`` works, including
+your own.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import WandbLogger
 
 from callbacks.run_id import WandbRunId, wandb_run_id
-from gans.base import GANModule
 from gans.errors import exit_on_user_error
 
 
@@ -138,8 +138,8 @@ def cli(args: list[str] | dict | None = None, run: bool = True) -> GANCLI:
     """Build (and with ``run``, execute) the CLI; ``args`` replaces ``sys.argv[1:]`` when given."""
     default_wandb_offline()
     return GANCLI(
-        GANModule,
-        L.LightningDataModule,
+        L.LightningModule,
+        None,  # any LightningDataModule, as subclass_mode_data, but optional: StyleTransfer serves its own loader
         subclass_mode_model=True,
         subclass_mode_data=True,
         args=args,

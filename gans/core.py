@@ -437,7 +437,7 @@ class AdversarialModule(L.LightningModule):
     def log_train(self, metrics: dict[str, Any], prog_bar: bool = False, always: bool = False) -> None:
         """``self.log_dict`` on the trainer's logging steps only (every ``log_every_n_steps`` batches, and
         the first): what Lightning would write anyway, without its per-call cost on the other batches."""
-        if self._log_now or always:
+        if (self._log_now or always) and self._trainer is not None:  # a loss computed outside fit (a test, a notebook) logs nothing
             self.log_dict(metrics, prog_bar=prog_bar)
 
     # Buffers are averaged over ranks where they are read.

@@ -26,6 +26,11 @@ Regularisers:
 Class losses:
 
 - :func:`auxiliary_classifier_loss` ACGAN's L_C (Odena et al. 2017, arXiv:1610.09585, eq. 3).
+
+Feature losses of neural style transfer (Gatys et al. 2016, CVPR, section 2; used by :mod:`gans.style_transfer`,
+on any network's feature maps ``[N, C, H, W]``):
+
+- :func:`content_loss` eq. 1; :func:`gram_matrix` eq. 3; :func:`style_layer_loss` eq. 4; :func:`style_loss` eq. 5.
 """
 
 from __future__ import annotations
@@ -240,3 +245,40 @@ def orthogonal_penalty(weights: Iterable[Tensor]) -> Tensor:
     if total is None:
         raise ConfigError("orthogonal_penalty got no weights: pass the generator's weight matrices (2 or more dimensions).")
     return total
+
+
+# Feature losses of neural style transfer (Gatys, Ecker & Bethge 2016, "Image Style Transfer Using Convolutional Neural
+# Networks", CVPR, section 2). A layer l with N_l filters of M_l = H_l * W_l positions has features F^l [N_l, M_l]; the
+# losses sum over a batch of feature maps [N, C, H, W] and are computed in at least fp32.
+
+
+def _at_least_fp32(x: Tensor) -> Tensor:
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+def content_loss(features: Tensor, target: Tensor) -> Tensor:
+    """Eq. 1: ``1/2 sum_ij (F^l_ij - P^l_ij)^2``, the squared error between the generated image's feature maps
+    ``features`` and the content image's ``target`` (same shape), summed over filters, positions and the batch."""
+    return 0.5 * (_at_least_fp32(features) - _at_least_fp32(target)).square().sum()
+
+
+def gram_matrix(features: Tensor) -> Tensor:
+    """Eq. 3: ``G^l_ij = sum_k F^l_ik F^l_jk``, the inner products of the vectorised feature maps of filters i and j:
+    ``[N, C, H, W] -> [N, C, C]`` (not divided by the number of positions; eq. 4 normalises)."""
+    flat = _at_least_fp32(features).flatten(2)  # [N, C, M]
+    return flat @ flat.transpose(1, 2)  # [N, C, C]
+
+
+def style_layer_loss(features: Tensor, target_gram: Tensor) -> Tensor:
+    """Eq. 4: ``E_l = 1 / (4 N_l^2 M_l^2) sum_ij (G^l_ij - A^l_ij)^2`` between the Gram matrix of ``features``
+    ``[N, C, H, W]`` and the style image's ``target_gram`` (``[N or 1, C, C]``), summed over the batch."""
+    channels, positions = features.shape[1], features.shape[2] * features.shape[3]
+    return (gram_matrix(features) - _at_least_fp32(target_gram)).square().sum() / (4 * channels**2 * positions**2)
+
+
+def style_loss(features: Iterable[Tensor], target_grams: Iterable[Tensor], layer_weights: Iterable[float]) -> Tensor:
+    """Eq. 5: ``L_style = sum_l w_l E_l`` over the style layers (the paper: conv1_1 ... conv5_1, w_l = 1/5)."""
+    terms = [w * style_layer_loss(f, a) for f, a, w in zip(features, target_grams, layer_weights, strict=True)]
+    if not terms:
+        raise ConfigError("style_loss got no layers: give at least one style layer.")
+    return torch.stack(terms).sum()

@@ -141,6 +141,7 @@ class TranslationGAN(AdversarialModule):
         gradient_clip_val: float = 0.0,
         max_nonfinite_steps: int = 10,
         max_kimg: float = 0.0,
+        weight_decay: float = 0.0,
     ) -> None:
         """
         Args:
@@ -156,6 +157,7 @@ class TranslationGAN(AdversarialModule):
             gradient_clip_val: clip each optimizer's gradient norm to this; 0 = off.
             max_nonfinite_steps: stop after this many batches in a row with a skipped (NaN/Inf) update.
             max_kimg: stop after this many thousand training examples; 0 = the trainer's limits.
+            weight_decay: Adam's L2 weight decay in both optimizers (CoGAN's official solver: 0.0005); 0 = off.
         """
         super().__init__(max_nonfinite_steps=max_nonfinite_steps, gradient_clip_val=gradient_clip_val, max_kimg=max_kimg)
         self.adversarial_loss = get_loss(loss)
@@ -168,7 +170,10 @@ class TranslationGAN(AdversarialModule):
         if len(betas) != 2:
             raise ConfigError(f"betas must be Adam's (beta1, beta2), got {betas}.")
         self.n_critic = n_critic
+        if weight_decay < 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {weight_decay}.")
         self.lr_g, self.lr_d = lr_g, lr_d
+        self.weight_decay = weight_decay
         self.betas = tuple(float(b) for b in betas)
         self.lr_constant, self.lr_decay, self.lr_unit = lr_constant, lr_decay, lr_unit
         self.history_pools: dict[str, HistoryPool] = {}
@@ -261,8 +266,8 @@ class TranslationGAN(AdversarialModule):
     def configure_optimizers(self) -> Any:
         """Adam over the discriminators, Adam over the generators (``self.optimizers()`` = ``(opt_d, opt_g)``), with
         the linear decay as Lightning ``LambdaLR`` schedulers when ``lr_decay`` > 0."""
-        opt_d = torch.optim.Adam(parameters_of(self.networks(self.discriminator_names)), lr=self.lr_d, betas=self.betas)
-        opt_g = torch.optim.Adam(parameters_of(self.networks(self.generator_names)), lr=self.lr_g, betas=self.betas)
+        opt_d = torch.optim.Adam(parameters_of(self.networks(self.discriminator_names)), lr=self.lr_d, betas=self.betas, weight_decay=self.weight_decay)
+        opt_g = torch.optim.Adam(parameters_of(self.networks(self.generator_names)), lr=self.lr_g, betas=self.betas, weight_decay=self.weight_decay)
         if self.lr_decay == 0:
             return opt_d, opt_g
         rule = linear_decay(self.lr_constant, self.lr_decay)

@@ -20,8 +20,9 @@ MNIST_FILES = {
 }
 
 
-def write_mnist_idx(root: Path, split: str = "train", n: int = 64, seed: int = 0, gz: bool = True) -> Path:
-    """Write ``n`` random 28x28 digits and labels as MNIST IDX files under ``root/MNIST/raw``.
+def write_mnist_idx(root: Path, split: str = "train", n: int = 64, seed: int = 0, gz: bool = True, images: np.ndarray | None = None) -> Path:
+    """Write ``n`` random 28x28 digits (or the given uint8 ``images`` [n, 28, 28]) and labels as MNIST IDX files under
+    ``root/MNIST/raw``.
 
     The format is the one of yann.lecun.com: big-endian magic 2051 (images, dims n, 28, 28)
     and 2049 (labels, dim n), uint8 payload; gzipped like the published files when ``gz``.
@@ -29,7 +30,9 @@ def write_mnist_idx(root: Path, split: str = "train", n: int = 64, seed: int = 0
     raw = Path(root) / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    if images is None:
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    n = len(images)
     labels = (np.arange(n) % 10).astype(np.uint8)
     image_name, label_name = MNIST_FILES[split]
     payloads = {

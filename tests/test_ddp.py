@@ -113,6 +113,27 @@ def test_ddp_biggan_keeps_ranks_identical_with_cross_replica_batch_norm(tmp_path
     torch.testing.assert_close(rank0["bn"]["weight_grad"] + rank1["bn"]["weight_grad"], bn.weight.grad, rtol=1e-4, atol=1e-5)
 
 
+def test_ddp_cyclegan_keeps_all_four_networks_identical_across_ranks(tmp_path: Path) -> None:
+    """A tiny CycleGAN on 2 processes with different data per rank: both generators (one optimizer) and both
+    discriminators (another) move and stay identical on the ranks, as do the EMA copies and the lr schedule; each
+    rank's history pools hold its own fakes."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "cyclegan"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    for name, value in rank0["after"].items():
+        assert torch.equal(value, rank1["after"][name]), f"{name} differs across ranks"
+    before, after = rank0["before"], rank0["after"]
+    moved = {k.split(".")[0] for k, v in before.items() if v.is_floating_point() and not torch.equal(v, after[k])}
+    assert {"generator_ab", "generator_ba", "discriminator_a", "discriminator_b"} <= moved
+    assert {"generator_ab_ema", "generator_ba_ema"} <= set(k.split(".")[0] for k in after)
+    assert rank0["g_steps"] == rank1["g_steps"] == 6 and rank0["images_seen"] == 6 * 2 * 2
+    assert rank0["lr"] == rank1["lr"] == pytest.approx([1e-4, 1e-4])  # after 6 steps: 1 - (6 + 1 - 2) / (9 + 1) of 2e-4
+    for name in ("fake_a", "fake_b"):
+        assert len(rank0["pools"][name]) == 2 and not torch.equal(rank0["pools"][name], rank1["pools"][name])
+
+
 PROPERTIES = Path(__file__).parent / "scripts" / "ddp_properties.py"
 
 

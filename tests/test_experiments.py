@@ -30,6 +30,12 @@ SHRINK = {
     "biggan_cifar10": {"args": ["--model.init_args.g_ch=4", "--model.init_args.d_ch=4", "--model.init_args.n_critic=3"]},
     # SAGAN's 64 px anime networks (32M / 38M parameters) at ch 2, still 64 px with the attention at 32x32.
     "sagan_anime": {"args": ["--model.init_args.g_ch=2", "--model.init_args.d_ch=2"]},
+    # CoGAN's Table 1 generator pair (7.8M parameters, 1024 ... 128 shared channels) with narrow shared layers.
+    **{name: {"args": ["--model.init_args.g_channels=[32, 16, 8, 8]"]} for name in ("cogan_mnist_edges", "cogan_mnist_negative")},
+    # StarGAN: the official networks (8.5M / 11M parameters at 64 px) narrow in the full config; n_critic 3 instead of 5 in
+    # both, so the test's 4 optimizer steps end with a G step (D, D, D + G).
+    "stargan_anime": {"args": ["--model.init_args.ngf=4", "--model.init_args.ndf=4", "--model.init_args.g_blocks=1", "--model.init_args.n_critic=3"]},
+    "stargan_anime_cpu": {"args": ["--model.init_args.n_critic=3"]},
     # SNGAN / projection cGAN: the CIFAR ResNets (4.3M, 256 channels at 32x32) at ch 8 and the 64 px ones (22M) at ch 2;
     # n_critic 3 instead of 5 in all six configs, so the test's 4 optimizer steps end with a G step (D, D, D + G).
     **{name: {"args": [*(["--model.init_args.g_ch=8", "--model.init_args.d_ch=8"] if "cifar10" in name else []),
@@ -67,8 +73,9 @@ def overrides(config: Path, mnist_root: Path, tmp_path: Path, monkeypatch: pytes
     data_class = data["class_path"]
     if "img_resolution" in SHRINK.get(config.stem, {}):
         data["init_args"]["img_resolution"] = SHRINK[config.stem]["img_resolution"]
-    if data_class == "datamodules.MNISTDataModule":
-        return [f"--data.init_args.root={mnist_root}", "--data.init_args.download=false", "--data.init_args.batch_size=8", "--data.init_args.num_workers=0"]
+    if data_class in ("datamodules.MNISTDataModule", "datamodules.MNISTDomainsDataModule"):  # the domains: halves of the tiny split
+        return [f"--data.init_args.root={mnist_root}", "--data.init_args.download=false", "--data.init_args.batch_size=8", "--data.init_args.num_workers=0",
+                *shrink(config)]
     if data_class == "datamodules.CIFAR10DataModule":  # 40 tiny images in the real pickled format, their MD5 sums accepted
         from datamodules import CIFAR10DataModule
 
@@ -87,7 +94,33 @@ def overrides(config: Path, mnist_root: Path, tmp_path: Path, monkeypatch: pytes
         tags = tiny_tags(data["init_args"], n, tmp_path / "tags.csv") if data["init_args"].get("tags_file") else []
         return [f"--data.init_args.root={root}", "--data.init_args.batch_size=8", "--data.init_args.num_workers=0", f"--data.init_args.cache_dir={tmp_path / 'cache'}",
                 *tags, *shrink(config)]
+    if data_class in ("datamodules.PairedImageDataModule", "datamodules.UnpairedImageDataModule"):
+        return translation_data(config, data, tmp_path)
     raise AssertionError(f"{config.name}: add tiny-data overrides for {data_class}")
+
+
+def translation_data(config: Path, data: dict, tmp_path: Path) -> list[str]:
+    """Tiny paired (A|B side by side, train and val) or unpaired (trainA/trainB/testA/testB, or the two domain
+    datamodules' folders) images at 32 px, and the image-to-image networks at ngf = ndf = 8 (1 residual block)."""
+    model = yaml.safe_load(config.read_text())["model"]["class_path"]
+    narrow = ["--model.init_args.img_resolution=32", "--model.init_args.ngf=8", "--model.init_args.ndf=8"]
+    if model == "gans.CycleGAN":
+        narrow.append("--model.init_args.g_blocks=1")
+    loader = ["--data.init_args.batch_size=2", "--data.init_args.num_workers=0"]
+    if data["class_path"] == "datamodules.PairedImageDataModule":
+        for split in ("train", "val"):
+            write_folder(tmp_path / "pairs", n=4, size=(64, 32), sub=split, seed=len(split))
+        return [f"--data.init_args.root={tmp_path / 'pairs'}", "--data.init_args.load_size=36", "--data.init_args.crop_size=32", *loader, *narrow]
+    if data["init_args"].get("root"):
+        for seed, split in enumerate(("trainA", "trainB", "testA", "testB")):
+            write_folder(tmp_path / "unpaired", n=4, size=(32, 32), sub=split, seed=seed)
+        return [f"--data.init_args.root={tmp_path / 'unpaired'}", "--data.init_args.load_size=36", "--data.init_args.crop_size=32", *loader, *narrow]
+    domains = []
+    for seed, domain in enumerate(("domain_a", "domain_b")):
+        write_folder(tmp_path / domain, n=8, size=(32, 32), sub="images", seed=seed)
+        domains += [f"--data.init_args.{domain}.init_args.root={tmp_path / domain}", f"--data.init_args.{domain}.init_args.img_resolution=32",
+                    f"--data.init_args.{domain}.init_args.cache_dir={tmp_path / 'cache'}"]
+    return [*domains, *loader, *narrow]
 
 
 def test_every_experiment_is_tested() -> None:
@@ -96,7 +129,9 @@ def test_every_experiment_is_tested() -> None:
             "stylegan2_ffhq", "stylegan2_anime", "stylegan2_faces_cpu", "stylegan_ffhq", "stylegan_faces_cpu",
             "acgan_mnist", "acgan_anime", "acgan_anime_cpu", "biggan_cifar10", "biggan_anime", "biggan_anime_cpu",
             "sagan_anime", "sagan_anime_cpu", "sngan_cifar10", "projection_cifar10", "sngan_anime", "projection_anime",
-            "sngan_anime_cpu", "projection_anime_cpu"} <= names
+            "sngan_anime_cpu", "projection_anime_cpu", "style_transfer", "style_transfer_cpu", "stargan_anime", "stargan_anime_cpu",
+            "pix2pix_facades", "pix2pix_edges2shoes", "pix2pix_maps", "pix2pix_edges_cpu", "cyclegan_horse2zebra", "cyclegan_face2anime",
+            "cyclegan_face2anime_cpu", "cogan_mnist_edges", "cogan_mnist_negative", "cogan_mnist_cpu"} <= names
 
 
 def with_tiny_fid(config: Path, out: Path) -> Path:
@@ -118,7 +153,11 @@ def with_tiny_fid(config: Path, out: Path) -> Path:
     return out
 
 
-@pytest.mark.parametrize("config", EXPERIMENTS, ids=lambda p: p.stem)
+# Neural style transfer optimises one image (no data, no discriminator): test_style_transfer_experiment_fits_a_few_steps.
+STYLE_TRANSFER = [p for p in EXPERIMENTS if yaml.safe_load(p.read_text())["model"]["class_path"] == "gans.StyleTransfer"]
+
+
+@pytest.mark.parametrize("config", [p for p in EXPERIMENTS if p not in STYLE_TRANSFER], ids=lambda p: p.stem)
 def test_experiment_fits_a_few_steps(config: Path, mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # the configs write to runs/<name> relative to the working directory
     monkeypatch.setenv("GANS_CACHE", str(tmp_path / "cache"))
@@ -146,6 +185,20 @@ def test_experiment_fits_a_few_steps(config: Path, mnist_root: Path, tmp_path: P
         assert model.resolutions[-1] == trainer.datamodule.data_shape[-1]
     checkpoints = [p.name for p in tmp_path.rglob("*.ckpt")]
     assert all("=" not in name for name in checkpoints), checkpoints
+
+
+@pytest.mark.parametrize("config", STYLE_TRANSFER, ids=lambda p: p.stem)
+def test_style_transfer_experiment_fits_a_few_steps(config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every other setting of the file, on two tiny images with a random VGG-19 (no weights here) at 32 px, 1 L-BFGS
+    iteration per step."""
+    monkeypatch.chdir(tmp_path)
+    images = write_folder(tmp_path / "images", n=2, size=(24, 32))
+    run = cli(["fit", "--config", str(config), "--trainer.max_steps=2", "--trainer.accelerator=cpu", f"--model.init_args.content={images / '0.png'}",
+               f"--model.init_args.style={images / '1.png'}", "--model.init_args.weights=random", "--model.init_args.image_size=32",
+               "--model.init_args.lbfgs_max_iter=1"])
+    assert run.trainer.global_step == 2
+    assert run.trainer.callback_metrics["train/loss"].isfinite()
+    assert list(tmp_path.rglob("samples/latest.png")) and list(tmp_path.rglob("samples/result.png"))
 
 
 def test_predict_writes_reproducible_samples_from_a_checkpoint(mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,7 +6,9 @@ rank 1 by re-running this command. ``progan`` grows 4 -> 16 through every phase 
 conditional StyleGAN2 with style mixing, lazy R1 and path length every 2 steps, and EMA. ``biggan`` trains a tiny
 conditional BigGAN (cross-replica BN, hierarchical z, attention, orthogonal regularisation, EMA from 64 images on) and
 also records, on each rank, a cross-replica batch norm's output and input gradient on its own data, and G's BN running
-statistics after every batch (before fit's end averages the buffers).
+statistics after every batch (before fit's end averages the buffers). ``cyclegan`` trains a tiny CycleGAN (two
+generators under one optimizer, two discriminators under another, history pools, EMA of both generators, the linear
+lr decay per step).
 """
 
 import sys
@@ -18,7 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import EMA, LazyRegularization, ProgressiveGrowing
 from datamodules import ImageFolderDataModule
-from gans import DCGAN, WGANGP, BigGAN, ProGAN, StyleGAN2
+from gans import DCGAN, WGANGP, BigGAN, CycleGAN, ProGAN, StyleGAN2
 from gans.layers import CrossReplicaBatchNorm2d
 
 out_dir, model_name = Path(sys.argv[1]), sys.argv[2]
@@ -69,6 +71,12 @@ elif model_name == "biggan":
     gen = torch.Generator().manual_seed(1)
     images = torch.rand(64, 3, 16, 16, generator=gen) * 2 - 1
     data = DataLoader(TensorDataset(images, torch.randint(0, 3, (64,), generator=gen)), batch_size=8, shuffle=True)
+elif model_name == "cyclegan":
+    # Different unpaired data per rank; pools of 2 fill in the first batch and are drawn from after; EMA of both generators.
+    model = CycleGAN(img_resolution=16, ngf=4, ndf=4, g_blocks=1, d_layers=2, pool_size=2, lr_constant=2, lr_decay=9, lr_unit="step")
+    callbacks, max_steps = [EMA(half_life_kimg=0.004)], 12  # 6 batches: G then D each
+    gen = torch.Generator().manual_seed(1)
+    data = DataLoader(TensorDataset(torch.rand(48, 3, 16, 16, generator=gen) * 2 - 1, torch.rand(48, 3, 16, 16, generator=gen) * 2 - 1), batch_size=2, shuffle=True)
 else:
     model_cls = {"dcgan": DCGAN, "wgan_gp": WGANGP}[model_name]
     model = model_cls(img_resolution=16, img_channels=1, z_dim=8, ngf=8, ndf=8, n_critic=2)
@@ -100,4 +108,6 @@ if model_name == "stylegan2":
     record.update(pl_mean=lazy.pl_mean, d_steps=lazy.d_steps)
 if model_name == "biggan":
     record.update(bn=probe.bn, stats=torch.stack(probe.stats))
+if model_name == "cyclegan":
+    record.update(pools={name: pool.state() for name, pool in model.history_pools.items()}, lr=[g["lr"] for o in trainer.optimizers for g in o.param_groups])
 torch.save(record, out_dir / f"rank{trainer.global_rank}.pt")
