@@ -13,16 +13,19 @@ from helpers import write_folder
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_fit.py"
 
 
+def fit_on_two_ranks(tmp_path: Path, model: str, *args: str) -> tuple[dict, dict]:
+    """Run ``ddp_fit.py`` for ``model`` on 2 CPU processes (one thread each: two ranks on a 2-core machine, no OpenMP
+    oversubscription) and return each rank's record."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), model, *args], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tuple(torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+
+
 @pytest.mark.parametrize("model", ["dcgan", "wgan_gp"])
 def test_ddp_two_processes_keep_ranks_identical(tmp_path: Path, model: str) -> None:
-    # One thread per process: two ranks on a 2-core machine, no OpenMP oversubscription.
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path), model], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
-    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    rank0, rank1 = fit_on_two_ranks(tmp_path, model)
     # Both networks trained: every floating-point parameter moved on both ranks.
     moved = [k for k, v in rank0["after"].items() if v.is_floating_point() and not torch.equal(v, rank0["before"][k])]
     assert any(k.startswith("generator.") for k in moved) and any(k.startswith("discriminator.") for k in moved)
@@ -38,13 +41,7 @@ def test_ddp_progressive_growing_keeps_ranks_identical_through_every_phase(tmp_p
     with a per-resolution batch size, the optimizer resets and the blocks a stage does not use (DDP's unused
     parameters) leave the ranks identical, at the same stage."""
     write_folder(tmp_path / "images", n=32, size=(16, 16))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path), "progan", str(tmp_path / "images")], cwd=tmp_path, env=env,
-        capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    rank0, rank1 = fit_on_two_ranks(tmp_path, "progan", str(tmp_path / "images"))
     for name, value in rank0["after"].items():
         assert torch.equal(value, rank1["after"][name]), f"{name} differs across ranks"
     moved = {k for k, v in rank0["after"].items() if v.is_floating_point() and not torch.equal(v, rank0["before"][k])}
@@ -57,11 +54,7 @@ def test_ddp_stylegan2_with_lazy_regularisation_keeps_ranks_identical(tmp_path: 
     """A conditional StyleGAN2 with style mixing (each rank draws its own crossover), lazy R1 and path length
     (the running mean reduced over ranks) and EMA on 2 processes: every parameter and buffer (the tracked
     average w, averaged at the end of fit) is identical on both ranks, and so is the path length mean."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "stylegan2"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    rank0, rank1 = fit_on_two_ranks(tmp_path, "stylegan2")
     for name, value in rank0["after"].items():
         assert torch.equal(value, rank1["after"][name]), f"{name} differs across ranks"
     before, after = rank0["before"], rank0["after"]
@@ -79,11 +72,7 @@ def test_ddp_biggan_keeps_ranks_identical_with_cross_replica_batch_norm(tmp_path
     the EMA copy) is identical on both ranks; G's BN statistics are identical after every batch (cross-replica BN,
     not only the averaging at the end of fit); and a cross-replica BN gives each rank the output and the input gradient
     of one batch norm over both ranks' data (the loss being the sum of the ranks' losses)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "biggan"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    rank0, rank1 = fit_on_two_ranks(tmp_path, "biggan")
     for name, value in rank0["after"].items():
         assert torch.equal(value, rank1["after"][name]), f"{name} differs across ranks"
     before, after = rank0["before"], rank0["after"]
@@ -117,11 +106,7 @@ def test_ddp_cyclegan_keeps_all_four_networks_identical_across_ranks(tmp_path: P
     """A tiny CycleGAN on 2 processes with different data per rank: both generators (one optimizer) and both
     discriminators (another) move and stay identical on the ranks, as do the EMA copies and the lr schedule; each
     rank's history pools hold its own fakes."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "cyclegan"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    rank0, rank1 = fit_on_two_ranks(tmp_path, "cyclegan")
     for name, value in rank0["after"].items():
         assert torch.equal(value, rank1["after"][name]), f"{name} differs across ranks"
     before, after = rank0["before"], rank0["after"]
