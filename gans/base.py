@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from gans.core import AdversarialModule
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
+from gans.latents import seeded_latents
 from gans.losses import (
     clip_weights,
     drift_penalty,
@@ -174,7 +175,7 @@ class GANModule(AdversarialModule):
 
     def indexed_z(self, indices: Tensor) -> Tensor:
         """The latent of sample number i for each i in ``indices``: N(0, I) seeded by i, on the CPU."""
-        return torch.stack([torch.randn(self.z_dim, generator=torch.Generator().manual_seed(int(i))) for i in indices.long().cpu()])
+        return seeded_latents(indices.long().cpu(), self.z_dim)
 
     @torch.no_grad()
     def sample_indexed(self, indices: Tensor) -> Tensor:

@@ -39,6 +39,7 @@ batches in a row had a skipped update.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Iterable
 
 import lightning as L
@@ -393,7 +394,10 @@ class AdversarialModule(L.LightningModule):
                     raise ConfigError(f"ReduceLROnPlateau monitors {config.monitor!r}, which is not logged: log it or change monitor.")
                 config.scheduler.step(value)
             else:
-                config.scheduler.step()
+                with warnings.catch_warnings():  # schedules count batches or epochs, not this optimizer's steps: with
+                    # n_critic > 1 the G optimizer has not stepped yet when the first batches step its schedule
+                    warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step\(\)`")
+                    config.scheduler.step()
 
     def on_train_epoch_end(self) -> None:
         if self._epoch_cut_short:
