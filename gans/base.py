@@ -297,12 +297,6 @@ class GANModule(AdversarialModule):
         """Fail early, with the fix, when the strategy or the data do not fit the model."""
         super().setup(stage)
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        given, expected = getattr(datamodule, "data_shape", None), getattr(self, "data_shape", None)
-        if given is not None and expected is not None and tuple(given) != tuple(expected):
-            raise ConfigError(
-                f"{type(self).__name__} makes samples of shape {tuple(expected)} but {type(datamodule).__name__} "
-                f"gives {tuple(given)}: make the model's img_resolution/img_channels (or data_shape) match the data's."
-            )
         data_classes = getattr(datamodule, "num_classes", None)
         if self.label_space.conditional and data_classes is not None and LabelSpace.from_num_classes(data_classes) != self.label_space:
             raise ConfigError(

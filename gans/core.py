@@ -161,7 +161,21 @@ class AdversarialModule(L.LightningModule):
 
     # Set-up: strategy check, per-rank random streams.
 
+    # What the data-shape error tells the user to change; a model with fixed networks (CoGAN) names its own fix.
+    data_shape_fix = "make model.init_args.img_resolution / img_channels (or data_shape) match the data's"
+
+    def check_data_shape(self) -> None:
+        """Fail early, with the fix, when the datamodule's ``data_shape`` is not the model's (both optional)."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        given, expected = getattr(datamodule, "data_shape", None), getattr(self, "data_shape", None)
+        if given is not None and expected is not None and tuple(given) != tuple(expected):
+            raise ConfigError(
+                f"{type(self).__name__} makes images of shape {tuple(expected)} but {type(datamodule).__name__} "
+                f"gives {tuple(given)}: {self.data_shape_fix}."
+            )
+
     def setup(self, stage: str) -> None:
+        self.check_data_shape()
         if self._trainer is None or stage != "fit":
             return
         self._ddp, self._ddp_of_optimizer = None, {}  # a fit builds wrappers for its own process group

@@ -337,12 +337,6 @@ class StarGAN(TranslationGAN):
             raise ConfigError(
                 f"StarGAN is built for labels num_classes={self.num_classes} but {type(datamodule).__name__} has {data_classes or 'no labels'}: {fix}."
             )
-        given = getattr(datamodule, "data_shape", None)
-        if given is not None and tuple(given) != self.data_shape:
-            raise ConfigError(
-                f"StarGAN is built for images of shape {self.data_shape} but {type(datamodule).__name__} gives {tuple(given)}: "
-                f"make model.init_args.img_resolution / img_channels match the data's."
-            )
 
     def forward(self, images: Tensor, target_labels: Tensor) -> Tensor:
         return self.generator(images, self.domains(target_labels))

@@ -146,3 +146,15 @@ def test_identity_loss_needs_equal_channels():
     with pytest.raises(ConfigError, match="identity_weight"):
         CycleGAN(img_resolution=16, channels_a=1, channels_b=3, ngf=4, ndf=4, g_blocks=1)
     assert CycleGAN(img_resolution=16, channels_a=1, channels_b=3, ngf=4, ndf=4, g_blocks=1, identity_weight=0.0).data_shape == (3, 16, 16)
+
+
+@pytest.mark.parametrize("make", [tiny_pix2pix, tiny_cyclegan])
+def test_data_of_another_resolution_is_refused_with_the_fix(tmp_path, make):
+    class Larger(L.LightningDataModule):
+        data_shape = (3, 32, 32)  # the models are built for 16 px
+
+        def train_dataloader(self) -> DataLoader:
+            return loader()
+
+    with pytest.raises(ConfigError, match=r"shape \(3, 16, 16\) but Larger gives \(3, 32, 32\).*img_resolution"):
+        quiet_trainer(tmp_path, max_steps=1).fit(make(), datamodule=Larger())
