@@ -1,0 +1,183 @@
+"""Numbers and a picture for a finished image-to-image run (issue 12): pix2pix, CycleGAN, StarGAN or CoGAN.
+
+Trains nothing: give the config the run was trained from and its checkpoint.
+
+    python benchmarks/translation_eval.py --config experiments/cyclegan_face2anime_cpu.yaml \
+        --checkpoint runs/cyclegan_face2anime_cpu/checkpoints/last.ckpt --num 500
+
+What is measured depends on the model (the generators the model samples with, EMA copies when the run kept them):
+
+- **pix2pix**: mean L1 (pixels in [-1, 1]) between output and real photo on the held-back split
+  (``data.init_args.held_out_split``) and on the first training pairs; the picture is input | output | target.
+- **CycleGAN**: FID/KID (TF FID Inception, ``--num`` images) of G_AB(first ``--num`` A images) against the first
+  ``--num`` B images, and of G_BA(B) against A, next to the untranslated baseline A against B; the cycle L1
+  |G_BA(G_AB(a)) - a| and |G_AB(G_BA(b)) - b|. The real features are shared with ``faces_fid.py``'s cache.
+- **StarGAN**: the first ``--num`` labelled images, image i sent to the class i mod K of the first domain head (the
+  others kept): the share that ``callbacks.ConditionalAccuracy``'s classifier (trained on the real labels, cached in
+  ``benchmarks/out/classifiers``) assigns to the requested class, next to the same share for the untranslated
+  images (the baseline); the reconstruction L1 |G(G(x, c'), c) - x|; FID/KID of the translations against the reals.
+- **CoGAN**: the paper's claim, that pairs from one latent correspond although the domains share no image: for
+  ``--num`` latents, the mean |x_B - f(x_A)| where f is the known map between the domains (edges: dilate(x) - x;
+  negative: 1 - x, on [0, 1] pixels), next to the same error for shuffled pairs (no correspondence).
+
+It writes the picture (the model's own columns, the ones :class:`callbacks.TranslationGrid` draws, each image
+``--zoom`` times larger) to ``benchmarks/results/<config name>.png`` and the numbers to
+``benchmarks/results/<config name>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import yaml
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from callbacks.cond_acc import quantize  # noqa: E402
+from callbacks.translation_grid import columns_picture  # noqa: E402
+from datamodules.mnist_domains import edge_digits  # noqa: E402
+from faces_fid import FACES, RESULTS, data_args, features, fid_kid, label_classifier, model_class, real_features  # noqa: E402
+from gans.inception import InceptionFeatures, to_uint8  # noqa: E402
+
+
+def build(spec: dict):
+    """An object from a config's ``class_path`` / ``init_args``, nested specs built first, paths made absolute."""
+    module, _, name = spec["class_path"].rpartition(".")
+    args = data_args({"data": spec})
+    args = {key: build(value) if isinstance(value, dict) and "class_path" in value else value for key, value in args.items()}
+    return getattr(__import__(module, fromlist=[name]), name)(**args)
+
+
+def in_batches(fn, *tensors: torch.Tensor, size: int = 100) -> torch.Tensor:
+    return torch.cat([fn(*chunk) for chunk in zip(*(t.split(size) for t in tensors))])
+
+
+def first_images(dataset, num: int) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = zip(*(dataset[i] for i in range(num)))
+    return torch.stack(images), torch.stack([torch.as_tensor(label) for label in labels])
+
+
+def zoomed(columns: list[tuple[str, torch.Tensor]], zoom: int) -> list[tuple[str, torch.Tensor]]:
+    return [(title, F.interpolate(images.float().cpu(), scale_factor=zoom, mode="nearest")) for title, images in columns]
+
+
+def pix2pix(model, config: dict, num: int) -> dict:
+    data = build(config["data"])
+    held_a, held_b = data.held_out_pairs(num)
+    train = build({**config["data"], "init_args": {**config["data"]["init_args"], "held_out_split": "train"}})
+    train_a, train_b = train.held_out_pairs(num)
+    l1 = lambda a, b: float((model.translate(a).cpu() - b).abs().mean())  # noqa: E731
+    return {"held_out_pairs": len(held_a), "l1_held_out": round(l1(held_a, held_b), 4),
+            "train_pairs": len(train_a), "l1_train": round(l1(train_a, train_b), 4)}
+
+
+def domain_features(extractor: InceptionFeatures, spec: dict, num: int) -> torch.Tensor:
+    """Features of a domain's first ``num`` images at its resolution, cached as ``faces_fid.py`` caches them."""
+    args = data_args({"data": spec})
+    config = None if Path(args["root"]).resolve() == FACES.resolve() else {"data": spec}
+    return real_features(extractor, num, args["img_resolution"], config=config)
+
+
+def cyclegan(model, config: dict, num: int, extractor: InceptionFeatures) -> dict:
+    spec_a, spec_b = (config["data"]["init_args"][key] for key in ("domain_a", "domain_b"))
+    real_a, real_b = (first_images(_setup(build(spec)).real_dataset(), num)[0] for spec in (spec_a, spec_b))
+    feats_a, feats_b = domain_features(extractor, spec_a, num), domain_features(extractor, spec_b, num)
+    fake_b = in_batches(lambda x: model.translate(x, "ab").cpu(), real_a)
+    fake_a = in_batches(lambda x: model.translate(x, "ba").cpu(), real_b)
+    cycle_a = in_batches(lambda x: model.translate(x, "ba").cpu(), fake_b)
+    cycle_b = in_batches(lambda x: model.translate(x, "ab").cpu(), fake_a)
+    numbers = {}
+    for name, real, fake in (("A vs B (untranslated)", feats_b, feats_a),
+                             ("G_AB(A) vs B", feats_b, features(extractor, to_uint8(fake_b))),
+                             ("G_BA(B) vs A", feats_a, features(extractor, to_uint8(fake_a)))):
+        fid, kid, kid_std = fid_kid(real, fake)
+        numbers[name] = {"fid": round(fid, 1), "kid_x1e3": round(kid * 1e3, 1), "kid_std_x1e3": round(kid_std * 1e3, 1)}
+    numbers["cycle_l1_a"] = round(float((cycle_a - real_a).abs().mean()), 4)
+    numbers["cycle_l1_b"] = round(float((cycle_b - real_b).abs().mean()), 4)
+    return numbers
+
+
+def _setup(data):
+    data.setup("fit")
+    return data
+
+
+def stargan(model, config: dict, num: int, extractor: InceptionFeatures, classifier_steps: int) -> dict:
+    data = _setup(build(config["data"]))
+    images, labels = first_images(data.real_dataset(), num)
+    labels = model.label_rows(labels)
+    head = model.domain_heads[0]
+    classes = model.label_space.heads[head]
+    target = labels.clone()
+    target[:, head] = torch.arange(num) % classes
+    moved = in_batches(lambda x, t: model.translate(x, t).cpu(), images, target)
+    back = in_batches(lambda x, t: model.translate(x, t).cpu(), moved, labels)
+    resolution = images.shape[-1]
+    classifier, real_accuracy, heads = label_classifier(config, resolution, model.label_space.heads, classifier_steps)
+    def hits(x: torch.Tensor) -> float:
+        predicted = torch.cat([classifier(quantize(chunk))[head].argmax(1) for chunk in x.split(100)])
+        return round(float((predicted == target[:, head]).float().mean()), 3)
+
+    fid, kid, kid_std = fid_kid(real_features(extractor, num, resolution, config=config), features(extractor, to_uint8(moved)))
+    return {"head": heads[head], "classes": classes, "classifier_real_accuracy": real_accuracy[head],
+            "target_accuracy_translated": hits(moved), "target_accuracy_untranslated": hits(images),
+            "reconstruction_l1": round(float((back - images).abs().mean()), 4),
+            "fid_translated": round(fid, 1), "kid_translated_x1e3": round(kid * 1e3, 1), "kid_std_x1e3": round(kid_std * 1e3, 1)}
+
+
+def cogan(model, config: dict, num: int) -> dict:
+    variant = config["data"]["init_args"].get("variant", "edges")
+    x_a, x_b = map(torch.cat, zip(*(model.sample_indexed(indices) for indices in torch.arange(num).split(100))))
+    a01, b01 = x_a.clamp(-1, 1).add(1).div(2), x_b.clamp(-1, 1).add(1).div(2)
+    if variant == "edges":
+        expected = edge_digits((a01[:, 0] * 255).round().to(torch.uint8))[:, None].float() / 255
+    else:
+        expected = 1 - a01
+    shuffled = expected[torch.randperm(num, generator=torch.Generator().manual_seed(0))]
+    return {"variant": variant, "pairs": num, "pair_error": round(float((b01 - expected).abs().mean()), 4),
+            "shuffled_pair_error": round(float((b01 - shuffled).abs().mean()), 4)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--num", type=int, default=500, help="images (pairs for CoGAN) to measure on")
+    parser.add_argument("--examples", type=int, default=8, help="rows of the picture")
+    parser.add_argument("--zoom", type=int, default=2, help="each image this many times larger in the picture")
+    parser.add_argument("--classifier-steps", type=int, default=2000)
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    config = yaml.safe_load(args.config.read_text())
+    model = model_class(config).load_from_checkpoint(args.checkpoint, map_location="cpu", weights_only=True).eval()
+    kind = type(model).__name__
+    extractor = None if kind in ("Pix2Pix", "CoGAN") else InceptionFeatures()
+    if kind == "Pix2Pix":
+        numbers = pix2pix(model, config, args.num)
+    elif kind == "CycleGAN":
+        numbers = cyclegan(model, config, args.num, extractor)
+    elif kind == "StarGAN":
+        numbers = stargan(model, config, args.num, extractor, args.classifier_steps)
+    elif kind == "CoGAN":
+        numbers = cogan(model, config, args.num)
+    else:
+        raise SystemExit(f"{kind} is not an image-to-image model this script measures (pix2pix, CycleGAN, StarGAN, CoGAN).")
+    numbers = {"config": str(args.config), "checkpoint": str(args.checkpoint), **numbers}
+    data = _setup(build(config["data"]))
+    picture = columns_picture(zoomed(model.pictures(model.held_out(data, args.examples)), args.zoom))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(picture).save(RESULTS / f"{args.config.stem}.png")
+    (RESULTS / f"{args.config.stem}.json").write_text(json.dumps(numbers, indent=1) + "\n")
+    print(json.dumps(numbers, indent=1))
+
+
+if __name__ == "__main__":
+    main()
