@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from PIL import Image
+from torch.utils.data import default_collate
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -44,7 +45,7 @@ sys.path.insert(0, str(HERE))
 from callbacks.cond_acc import quantize  # noqa: E402
 from callbacks.translation_grid import columns_picture  # noqa: E402
 from datamodules.mnist_domains import edge_digits  # noqa: E402
-from faces_fid import FACES, RESULTS, data_args, features, fid_kid, label_classifier, model_class, real_features  # noqa: E402
+from faces_fid import RESULTS, data_args, features, fid_kid, label_classifier, model_class, real_features  # noqa: E402
 from gans.inception import InceptionFeatures, to_uint8  # noqa: E402
 
 
@@ -60,17 +61,11 @@ def in_batches(fn, *tensors: torch.Tensor, size: int = 100) -> torch.Tensor:
     return torch.cat([fn(*chunk) for chunk in zip(*(t.split(size) for t in tensors))])
 
 
-def first_images(dataset, num: int) -> tuple[torch.Tensor, torch.Tensor]:
-    images, labels = zip(*(dataset[i] for i in range(num)))
-    return torch.stack(images), torch.stack([torch.as_tensor(label) for label in labels])
-
-
 def zoomed(columns: list[tuple[str, torch.Tensor]], zoom: int) -> list[tuple[str, torch.Tensor]]:
     return [(title, F.interpolate(images.float().cpu(), scale_factor=zoom, mode="nearest")) for title, images in columns]
 
 
-def pix2pix(model, config: dict, num: int) -> dict:
-    data = build(config["data"])
+def pix2pix(model, config: dict, data, num: int) -> dict:
     held_a, held_b = data.held_out_pairs(num)
     train = build({**config["data"], "init_args": {**config["data"]["init_args"], "held_out_split": "train"}})
     train_a, train_b = train.held_out_pairs(num)
@@ -79,17 +74,11 @@ def pix2pix(model, config: dict, num: int) -> dict:
             "train_pairs": len(train_a), "l1_train": round(l1(train_a, train_b), 4)}
 
 
-def domain_features(extractor: InceptionFeatures, spec: dict, num: int) -> torch.Tensor:
-    """Features of a domain's first ``num`` images at its resolution, cached as ``faces_fid.py`` caches them."""
-    args = data_args({"data": spec})
-    config = None if Path(args["root"]).resolve() == FACES.resolve() else {"data": spec}
-    return real_features(extractor, num, args["img_resolution"], config=config)
-
-
-def cyclegan(model, config: dict, num: int, extractor: InceptionFeatures) -> dict:
-    spec_a, spec_b = (config["data"]["init_args"][key] for key in ("domain_a", "domain_b"))
-    real_a, real_b = (first_images(_setup(build(spec)).real_dataset(), num)[0] for spec in (spec_a, spec_b))
-    feats_a, feats_b = domain_features(extractor, spec_a, num), domain_features(extractor, spec_b, num)
+def cyclegan(model, config: dict, data, num: int, extractor: InceptionFeatures) -> dict:
+    real_a, real_b = data.held_out_pairs(num)  # with domain datamodules: each one's first images, unaugmented
+    resolution = real_a.shape[-1]
+    feats_a, feats_b = (real_features(extractor, num, resolution, config={"data": config["data"]["init_args"][key]})
+                        for key in ("domain_a", "domain_b"))  # faces_fid.py's cache of the same first images
     fake_b = in_batches(lambda x: model.translate(x, "ab").cpu(), real_a)
     fake_a = in_batches(lambda x: model.translate(x, "ba").cpu(), real_b)
     cycle_a = in_batches(lambda x: model.translate(x, "ba").cpu(), fake_b)
@@ -105,14 +94,9 @@ def cyclegan(model, config: dict, num: int, extractor: InceptionFeatures) -> dic
     return numbers
 
 
-def _setup(data):
-    data.setup("fit")
-    return data
-
-
-def stargan(model, config: dict, num: int, extractor: InceptionFeatures, classifier_steps: int) -> dict:
-    data = _setup(build(config["data"]))
-    images, labels = first_images(data.real_dataset(), num)
+def stargan(model, config: dict, data, num: int, extractor: InceptionFeatures, classifier_steps: int) -> dict:
+    dataset = data.real_dataset()
+    images, labels = default_collate([dataset[i] for i in range(num)])
     labels = model.label_rows(labels)
     head = model.domain_heads[0]
     classes = model.label_space.heads[head]
@@ -122,6 +106,7 @@ def stargan(model, config: dict, num: int, extractor: InceptionFeatures, classif
     back = in_batches(lambda x, t: model.translate(x, t).cpu(), moved, labels)
     resolution = images.shape[-1]
     classifier, real_accuracy, heads = label_classifier(config, resolution, model.label_space.heads, classifier_steps)
+
     def hits(x: torch.Tensor) -> float:
         predicted = torch.cat([classifier(quantize(chunk))[head].argmax(1) for chunk in x.split(100)])
         return round(float((predicted == target[:, head]).float().mean()), 3)
@@ -160,18 +145,19 @@ def main() -> None:
     model = model_class(config).load_from_checkpoint(args.checkpoint, map_location="cpu", weights_only=True).eval()
     kind = type(model).__name__
     extractor = None if kind in ("Pix2Pix", "CoGAN") else InceptionFeatures()
+    data = build(config["data"])
+    data.setup("fit")
     if kind == "Pix2Pix":
-        numbers = pix2pix(model, config, args.num)
+        numbers = pix2pix(model, config, data, args.num)
     elif kind == "CycleGAN":
-        numbers = cyclegan(model, config, args.num, extractor)
+        numbers = cyclegan(model, config, data, args.num, extractor)
     elif kind == "StarGAN":
-        numbers = stargan(model, config, args.num, extractor, args.classifier_steps)
+        numbers = stargan(model, config, data, args.num, extractor, args.classifier_steps)
     elif kind == "CoGAN":
         numbers = cogan(model, config, args.num)
     else:
         raise SystemExit(f"{kind} is not an image-to-image model this script measures (pix2pix, CycleGAN, StarGAN, CoGAN).")
     numbers = {"config": str(args.config), "checkpoint": str(args.checkpoint), **numbers}
-    data = _setup(build(config["data"]))
     picture = columns_picture(zoomed(model.pictures(model.held_out(data, args.examples)), args.zoom))
     RESULTS.mkdir(parents=True, exist_ok=True)
     Image.fromarray(picture).save(RESULTS / f"{args.config.stem}.png")
