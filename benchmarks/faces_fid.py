@@ -10,7 +10,9 @@ For each ``--config``:
    ``--num`` images of the config's datamodule at its resolution (unshuffled, unflipped; TF FID Inception, about
    5 images/s on 2 cores; the real features are cached in ``benchmarks/out/real_features_[<data>_]<res>px_<num>.pt``);
    for a conditional model also the conditional accuracy per label head (:class:`callbacks.ConditionalAccuracy`'s
-   classifier, trained once on the real labels with ``--classifier-steps`` and cached in ``benchmarks/out/classifiers``);
+   classifier, trained once on the real labels with ``--classifier-steps`` and cached in ``benchmarks/out/classifiers``)
+   and the within-class diversity (:func:`within_class_spread` of the samples asked for each class of the first head,
+   divided by that of the real images of each class: below 1 = less varied than the data, mode collapse);
 3. writes an 8x8 grid of the last checkpoint to ``benchmarks/results/<config name>.png`` and the curve to
    ``benchmarks/results/<config name>.json``, and prints one markdown table over all configs.
 
@@ -28,7 +30,7 @@ run ``<config name>_T``, as the ACGAN tips ablation does:
         --tag notips --set model.init_args.soft_labels=false model.init_args.label_flip_prob=0 model.init_args.g_dropout=0
 
 ``--continue-to K`` resumes a finished run from its ``last.ckpt`` (the exact resume of ``lightning fit --ckpt_path``)
-with ``max_kimg`` raised to K; checkpoints already in ``benchmarks/results/<config name>.json`` at the same ``--num``
+with ``max_kimg`` raised to K (a ``--tag`` variant needs its ``--set`` overrides again); checkpoints already in ``benchmarks/results/<config name>.json`` at the same ``--num``
 keep their numbers and are not evaluated again.
 """
 
@@ -169,6 +171,18 @@ def conditional_accuracy(model, classifier: LabelClassifier, num: int) -> list[f
     return [round(float(c) / num, 3) for c in correct]
 
 
+def within_class_spread(feats: torch.Tensor, labels: torch.Tensor) -> float:
+    """The mean distance between the Inception features of two different images of the same class, averaged over the
+    classes with at least two images: how varied one class's images are. A class that collapsed to a few faces scores
+    low; :func:`evaluate` divides the samples' spread by the real images' (1 = as varied as the data)."""
+    spreads = []
+    for c in labels.unique():
+        members = feats[labels == c].double()
+        if len(members) > 1:
+            spreads.append(torch.cdist(members, members).sum() / (len(members) * (len(members) - 1)))
+    return float(torch.stack(spreads).mean())
+
+
 def fid_kid(real: torch.Tensor, fake: torch.Tensor) -> tuple[float, float, float]:
     """FID, KID and KID's std over 100 subsets of half the samples, from precomputed features."""
     fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]))
@@ -209,7 +223,7 @@ def fit_overrides(max_kimg: float, settings: list[str]) -> list[str]:
 
 
 def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFeatures, every: int = 1, continue_to: float = 0.0,
-             classifier_steps: int = 2000, overrides: list[str] | None = None, tag: str = "") -> dict:
+             classifier_steps: int = 2000, overrides: list[str] | None = None, tag: str = "", at: list[float] | None = None) -> dict:
     config = yaml.safe_load(config_path.read_text())
     name = f"{config_path.stem}_{tag}" if tag else config_path.stem
     run = OUT / name
@@ -224,7 +238,7 @@ def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFe
         if last is None:
             raise SystemExit(f"--continue-to: no finished run under {run} (checkpoints/last.ckpt): run without it first.")
         cmd = [sys.executable, "-m", "gans", "fit", "--config", str(config_path.resolve()), *data_overrides(config),
-               "--trainer.enable_progress_bar=false", f"--model.init_args.max_kimg={continue_to:g}", f"--ckpt_path={last.resolve()}"]
+               "--trainer.enable_progress_bar=false", *overrides, f"--model.init_args.max_kimg={continue_to:g}", f"--ckpt_path={last.resolve()}"]
         wall, foreign = run_measured(cmd, dict(os.environ), cwd=run)
         summary.update({key: previous[key] for key in ("wall_s", "foreign_cpu_share") if key in previous})
         summary["continued"] = previous.get("continued", []) + [{"to_kimg": continue_to, "wall_s": round(wall), "foreign_cpu_share": round(foreign, 2)}]
@@ -239,7 +253,7 @@ def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFe
     checkpoints = sorted(run.rglob("kimg*.ckpt"), key=kimg_of)
     if not checkpoints:
         raise SystemExit(f"No kimg checkpoints under {run}: run without --skip-fit first.")
-    chosen = checkpoints[every - 1 :: every]
+    chosen = [c for c in checkpoints if kimg_of(c) in at] if at else checkpoints[every - 1 :: every]
     if chosen[-1:] != checkpoints[-1:]:
         chosen.append(checkpoints[-1])
     resolution = config["data"]["init_args"]["img_resolution"]
@@ -250,22 +264,29 @@ def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFe
     if heads:
         classifier, real_accuracy, names = label_classifier(config, resolution, heads, classifier_steps)
         summary.update(cond_acc_heads=names, cond_acc_real=real_accuracy, cond_acc_chance=[round(1 / k, 3) for k in heads])
+        dataset = real_datamodule(config, resolution).real_dataset()
+        real_classes = torch.stack([torch.as_tensor(dataset[i][1]).reshape(-1)[0] for i in range(num)])
+        real_spread = within_class_spread(real, real_classes)
     rows = []
     for ckpt in chosen:
-        if kimg_of(ckpt) in known and ckpt != chosen[-1]:
+        if kimg_of(ckpt) in known and ckpt != chosen[-1] and (classifier is None or "class_diversity" in known[kimg_of(ckpt)]):
             rows.append(known[kimg_of(ckpt)])
             continue
         model = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
         start = time.perf_counter()
         fake = torch.cat([to_uint8(model.sample_indexed(idx)) for idx in torch.arange(num).split(100)])
-        fid, kid, kid_std = fid_kid(real, features(extractor, fake))
+        fake_features = features(extractor, fake)
+        fid, kid, kid_std = fid_kid(real, fake_features)
         row = {"kimg": kimg_of(ckpt), "fid": round(fid, 1), "kid_x1e3": round(kid * 1e3, 1), "kid_std_x1e3": round(kid_std * 1e3, 1)}
         if classifier is not None:
             row["cond_acc"] = conditional_accuracy(model, classifier, num)
+            asked = model.label_space.for_indices(torch.arange(num)).reshape(num, -1)[:, 0]
+            row["class_diversity"] = round(within_class_spread(fake_features, asked) / real_spread, 3)
         row["eval_s"] = round(time.perf_counter() - start)
         print(name, row, flush=True)
         rows.append(row)
-    summary["curve"] = rows
+    evaluated = {row["kimg"] for row in rows}
+    summary["curve"] = sorted(rows + [row for kimg, row in known.items() if kimg not in evaluated], key=lambda row: row["kimg"])
     RESULTS.mkdir(exist_ok=True)
     if heads:
         save_class_grid(model, real_datamodule(config, resolution), RESULTS / f"{name}.png")
@@ -281,6 +302,7 @@ def main() -> None:
     parser.add_argument("--skip-fit", action="store_true", help="evaluate the checkpoints of existing runs")
     parser.add_argument("--num", type=int, default=1000, help="samples (and real images) for FID/KID")
     parser.add_argument("--every", type=int, default=1, help="evaluate every n-th kimg checkpoint (and the last)")
+    parser.add_argument("--at", type=float, nargs="+", default=[], metavar="KIMG", help="evaluate the checkpoints at these kimg (and the last) instead of --every")
     parser.add_argument("--continue-to", type=float, default=0.0, help="resume each finished run up to this kimg")
     parser.add_argument("--max-kimg", type=float, default=0.0, help="train every config for this many kimg (its own max_kimg when 0)")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="lightning fit overrides for every config")
@@ -295,12 +317,12 @@ def main() -> None:
     results = {}
     for config in args.config:
         name = f"{config.stem}_{args.tag}" if args.tag else config.stem
-        results[name] = evaluate(config, args.num, args.skip_fit, extractor, args.every, args.continue_to, args.classifier_steps, overrides, args.tag)
-    print("| config | kimg | FID | KID x 1e3 | conditional accuracy per head |\n| --- | --- | --- | --- | --- |")
+        results[name] = evaluate(config, args.num, args.skip_fit, extractor, args.every, args.continue_to, args.classifier_steps, overrides, args.tag, args.at)
+    print("| config | kimg | FID | KID x 1e3 | conditional accuracy per head | within-class diversity |\n| --- | --- | --- | --- | --- | --- |")
     for name, summary in results.items():
         for row in summary["curve"]:
             acc = ", ".join(f"{h} {a}" for h, a in zip(summary.get("cond_acc_heads", []), row.get("cond_acc", [])))
-            print(f"| {name} | {row['kimg']:g} | {row['fid']} | {row['kid_x1e3']} ± {row['kid_std_x1e3']} | {acc} |")
+            print(f"| {name} | {row['kimg']:g} | {row['fid']} | {row['kid_x1e3']} ± {row['kid_std_x1e3']} | {acc} | {row.get('class_diversity', '')} |")
 
 
 if __name__ == "__main__":

@@ -133,8 +133,6 @@ class ConditionalAccuracy(KimgMetric):
             seed: seed of the classifier's initialisation, held-out split and batches.
         """
         super().__init__(every_kimg, at_start, at_end)
-        if every_kimg < 0:
-            raise ConfigError(f"ConditionalAccuracy every_kimg must be >= 0, got {every_kimg}.")
         if num_samples < 1 or batch_size < 1 or classifier_batch_size < 1 or classifier_width < 1 or classifier_steps < 0:
             raise ConfigError(
                 "ConditionalAccuracy needs num_samples, batch_size, classifier_batch_size and classifier_width >= 1 "

@@ -108,13 +108,10 @@ class FID(KimgMetric):
             seed: seed of KID's random subsets.
         """
         super().__init__(every_kimg, at_start, at_end)
-        if every_kimg < 0:
-            raise ConfigError(f"FID every_kimg must be >= 0, got {every_kimg}.")
         if num_samples < 2 or (num_real is not None and num_real < 2):
             raise ConfigError(f"FID needs at least 2 generated and 2 real images, got num_samples={num_samples}, num_real={num_real}.")
         if batch_size < 1 or kid_subset_size < 2 or kid_subsets < 1:
             raise ConfigError("FID batch_size must be >= 1, kid_subset_size >= 2 and kid_subsets >= 1.")
-        self.every_kimg = every_kimg
         self.num_samples = num_samples
         self.num_real = num_real if num_real is not None else num_samples
         self.batch_size = batch_size

@@ -206,15 +206,12 @@ class PPL(KimgMetric):
             at_end: also evaluate when training ends.
         """
         super().__init__(every_kimg, at_start, at_end)
-        if every_kimg < 0:
-            raise ConfigError(f"PPL every_kimg must be >= 0, got {every_kimg}.")
         if num_samples < 1 or batch_size < 1:
             raise ConfigError(f"PPL needs num_samples >= 1 and batch_size >= 1, got {num_samples} and {batch_size}.")
         if not epsilon > 0:
             raise ConfigError(f"PPL epsilon must be > 0, got {epsilon}.")
         if space not in ("w", "z") or sampling not in ("end", "full") or noise_mode not in ("const", "none"):
             raise ConfigError(f"PPL takes space w|z, sampling end|full and noise_mode const|none, got {space!r}, {sampling!r}, {noise_mode!r}.")
-        self.every_kimg = every_kimg
         self.num_samples = num_samples
         self.batch_size = batch_size
         self.epsilon = epsilon

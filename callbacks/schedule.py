@@ -11,6 +11,8 @@ from typing import Any
 
 import lightning as L
 
+from gans.errors import ConfigError
+
 
 class KimgSchedule:
     """Fires each time ``images_seen`` passes a multiple of ``every_kimg`` thousand images; 0 = never."""
@@ -37,7 +39,8 @@ class KimgSchedule:
 
 class KimgMetric(L.Callback):
     """A metric measured every ``every_kimg`` thousand images, at the start (``at_start``, only a fresh run) and
-    at the end of fit (``at_end``, unless it was just measured); :class:`callbacks.FID` and :class:`callbacks.PPL`.
+    at the end of fit (``at_end``, unless it was just measured); :class:`callbacks.FID`, :class:`callbacks.PPL` and
+    :class:`callbacks.ConditionalAccuracy`. A negative ``every_kimg`` is refused here, naming the subclass.
 
     Subclasses write :meth:`evaluate` and append ``{"train/kimg": ..., metric: value}`` to ``history``, which is
     saved in checkpoints with the schedule, so a resumed run measures at the same points.
@@ -45,6 +48,9 @@ class KimgMetric(L.Callback):
 
     def __init__(self, every_kimg: float, at_start: bool, at_end: bool) -> None:
         super().__init__()
+        if every_kimg < 0:
+            raise ConfigError(f"{type(self).__name__} every_kimg must be >= 0 (0 = only at start/end), got {every_kimg}.")
+        self.every_kimg = every_kimg
         self.at_start = at_start
         self.at_end = at_end
         self.history: list[dict[str, float]] = []  # one entry per evaluation, saved in checkpoints

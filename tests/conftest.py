@@ -14,6 +14,21 @@ import torch
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
+# pytest-xdist runs the suite on one worker per core (pyproject's addopts): each worker, and every process a test
+# starts, gets its share of the cores, so the workers' math libraries do not oversubscribe them.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _SHARE = max(1, (os.cpu_count() or 1) // _WORKERS)
+    torch.set_num_threads(_SHARE)
+    os.environ["OMP_NUM_THREADS"] = str(_SHARE)
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test its own ``GANS_CACHE`` (datamodule caches, real FID statistics), so tests running at once on
+    different workers never write the same cache file, and no test reads another's."""
+    monkeypatch.setenv("GANS_CACHE", str(tmp_path_factory.mktemp("gans_cache")))
+
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),

@@ -122,8 +122,16 @@ def test_fid_refuses_point_data(tmp_path: Path) -> None:
 def test_bad_settings_are_rejected() -> None:
     with pytest.raises(ConfigError, match="at least 2"):
         FID(num_samples=1)
-    with pytest.raises(ConfigError, match="every_kimg"):
+    with pytest.raises(ConfigError, match="FID every_kimg must be >= 0"):
         FID(every_kimg=-1)
+
+
+def test_every_kimg_metric_refuses_a_negative_interval_by_its_name() -> None:
+    from callbacks import PPL, ConditionalAccuracy
+
+    for metric in (FID, PPL, ConditionalAccuracy):
+        with pytest.raises(ConfigError, match=f"^{metric.__name__} every_kimg must be >= 0"):
+            metric(every_kimg=-0.5)
 
 
 def test_to_uint8_inverts_the_datamodule_normalisation() -> None:
