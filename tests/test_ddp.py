@@ -128,7 +128,7 @@ def _gradients(loss_fn, module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.grad.clone() for name, p in module.named_parameters() if p.grad is not None}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per xdist worker that runs one of its tests (a module fixture can be torn down between them)
 def ddp_records(tmp_path_factory) -> tuple[dict, dict]:
     out = tmp_path_factory.mktemp("ddp_properties")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -137,14 +137,12 @@ def ddp_records(tmp_path_factory) -> tuple[dict, dict]:
     return tuple(torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1))
 
 
-@pytest.mark.xdist_group("ddp_properties")  # one worker runs the shared two-process fit
 def test_ddp_ranks_draw_different_latents(ddp_records) -> None:
     rank0, rank1 = ddp_records
     assert not torch.allclose(rank0["first_fake"], rank1["first_fake"])
     assert not torch.equal(rank0["g_z"], rank1["g_z"])
 
 
-@pytest.mark.xdist_group("ddp_properties")  # one worker runs the shared two-process fit
 def test_ddp_update_uses_the_mean_of_the_ranks_gradients(ddp_records) -> None:
     """Each rank's gradient recomputed here from its recorded inputs; SGD's first step is -lr * gradient, so
     the applied update tells a mean (right) from a sum (twice as large) or a rank's own gradient."""
@@ -179,7 +177,6 @@ def test_ddp_update_uses_the_mean_of_the_ranks_gradients(ddp_records) -> None:
             torch.testing.assert_close(rank["g_after_first"][name], expected, rtol=1e-5, atol=1e-6, msg=name)
 
 
-@pytest.mark.xdist_group("ddp_properties")  # one worker runs the shared two-process fit
 def test_ddp_nan_on_one_rank_skips_the_update_on_both(ddp_records) -> None:
     rank0, rank1 = ddp_records
     for rank in (rank0, rank1):
@@ -189,7 +186,6 @@ def test_ddp_nan_on_one_rank_skips_the_update_on_both(ddp_records) -> None:
     assert all(torch.isfinite(v).all() for v in rank0["final"].values() if v.is_floating_point())
 
 
-@pytest.mark.xdist_group("ddp_properties")  # one worker runs the shared two-process fit
 def test_ddp_unused_parameters_are_never_stepped_and_ranks_stay_identical(ddp_records) -> None:
     rank0, rank1 = ddp_records
     for rank in (rank0, rank1):
