@@ -31,8 +31,14 @@ Two network families (``architecture``):
 
 The report's training tips are switches of :class:`gans.base.GANModule` and apply to the source (real/fake) term
 only, never to the class labels: ``soft_labels`` (real targets ~ U[0.8, 1.2], fake ~ U[0, 0.2]),
-``label_flip_prob`` (noisy labels) and ``g_dropout`` (:class:`gans.layers.AlwaysDropout` in G, on at train and
-test time).
+``label_flip_prob`` (noisy labels) and ``g_dropout`` (:class:`gans.layers.AlwaysDropout` after G's hidden layers
+but the last, on at train and test time).
+
+``classify_fakes`` (default True, the paper) lets D's classifier learn from G's samples too (``L_C`` on ``X_fake`` in
+D's loss). With False it learns from the real images only and G is still trained to make D's classifier name the
+requested class: on the anime faces at 32 px the paper's term let D learn to read a class code that G wrote into its
+samples, which no person sees (G's auxiliary loss low, the hair colours of the grid's rows not drawn); see
+``experiments/acgan_anime_cpu.yaml`` and benchmarks/README.md section 9.
 
 Deviations from the paper:
 
@@ -161,7 +167,8 @@ class PixelShuffleUp(nn.Module):
 class SRResNetGenerator(nn.Module):
     """Jin et al.'s G (Figure 2): input vector ``[N, in_features]`` -> image ``[N, C, R, R]`` in [-1, 1].
 
-    ``dropout`` (the report's tip, on at test time too) follows the input layer and every upsampling block.
+    ``dropout`` (the report's tip, on at test time too) follows the input layer and every upsampling block but the
+    last, as in :class:`gans.dcgan.DCGANGenerator`.
     """
 
     def __init__(self, in_features: int, img_resolution: int, img_channels: int, channels: int = 64, num_blocks: int = 16, dropout: float = 0.0) -> None:
@@ -172,7 +179,7 @@ class SRResNetGenerator(nn.Module):
         self.input_act = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU(True), AlwaysDropout(dropout))
         self.blocks = nn.Sequential(*(GeneratorResBlock(channels) for _ in range(num_blocks)))
         self.blocks_out = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU(True))
-        self.upsample = nn.Sequential(*(PixelShuffleUp(channels, dropout) for _ in range(stages)))
+        self.upsample = nn.Sequential(*(PixelShuffleUp(channels, dropout if i < stages - 1 else 0.0) for i in range(stages)))
         self.to_rgb = nn.Sequential(nn.Conv2d(channels, img_channels, 9, 1, 4), nn.Tanh())
         self.apply(dcgan_init_)
 
@@ -247,6 +254,7 @@ class ACGAN(GANModule):
         d_blocks: int = 2,
         g_dropout: float = 0.0,
         aux_weight: float = 1.0,
+        classify_fakes: bool = True,
         **kwargs,
     ) -> None:
         """
@@ -263,6 +271,9 @@ class ACGAN(GANModule):
             d_blocks: SRResNet family: residual blocks after each of D's stride-2 convs (paper: 2).
             g_dropout: dropout in G, on at train and test time (the report's tip; pix2pix's noise); 0 = off.
             aux_weight: weight of the class loss L_C in both networks' losses (paper: 1).
+            classify_fakes: D's classifier also learns from G's samples (the paper's L_C on X_fake). False trains
+                it on the real images only, so that D's classifier knows only what the classes look like and G cannot
+                pass it with a class code that D has learned to read off its samples.
             **kwargs: the training recipe of :class:`gans.base.GANModule` (loss, lr_g, lr_d, soft_labels, ...).
         """
         label_space = LabelSpace.from_num_classes(num_classes)
@@ -293,7 +304,9 @@ class ACGAN(GANModule):
         real_logits, real_classes = self.discriminator.heads(real)
         fake_logits, fake_classes = self.discriminator.heads(fake)
         adversarial = self.adversarial_d_loss(real_logits, fake_logits)
-        aux = auxiliary_classifier_loss(real_classes, labels) + auxiliary_classifier_loss(fake_classes, labels)
+        aux = auxiliary_classifier_loss(real_classes, labels)
+        if self.hparams.classify_fakes:
+            aux = aux + auxiliary_classifier_loss(fake_classes, labels)
         loss = self.add_d_regularisers(adversarial + self.hparams.aux_weight * aux, real, fake, real_logits, fake_logits, labels)
         self.log_train({"train/d_aux": aux.detach(), **self.real_accuracy(real_classes, labels)})
         self.log_train({"train/d_loss": loss.detach()}, prog_bar=True)

@@ -34,19 +34,26 @@ def dcgan_widths(img_resolution: int, base_width: int) -> list[int]:
 
 
 class DCGANGenerator(nn.Module):
-    """z [N, z_dim] -> 4x4 -> ... -> image [N, C, R, R] in [-1, 1]."""
+    """z [N, z_dim] -> 4x4 -> ... -> image [N, C, R, R] in [-1, 1].
+
+    ``dropout`` > 0 (:class:`gans.layers.AlwaysDropout`, on at test time too) follows every hidden layer but the last,
+    as pix2pix drops only in its decoder's coarser layers: dropped channels of the last one print straight into the
+    pixels as speckle.
+    """
 
     def __init__(self, z_dim: int, img_resolution: int, img_channels: int, ngf: int, dropout: float = 0.0) -> None:
         super().__init__()
         widths = dcgan_widths(img_resolution, ngf)[::-1]  # e.g. [512, 256, 128, 64] at 64 px
+        last_hidden = len(widths) - 1
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(z_dim, widths[0], 4, 1, 0, bias=False),  # project z to 4x4
             nn.BatchNorm2d(widths[0]),
             nn.ReLU(True),
-            AlwaysDropout(dropout),
+            AlwaysDropout(dropout if last_hidden > 0 else 0.0),
         ]
-        for w_in, w_out in zip(widths[:-1], widths[1:]):
-            layers += [nn.ConvTranspose2d(w_in, w_out, 4, 2, 1, bias=False), nn.BatchNorm2d(w_out), nn.ReLU(True), AlwaysDropout(dropout)]
+        for i, (w_in, w_out) in enumerate(zip(widths[:-1], widths[1:]), start=1):
+            p = dropout if i < last_hidden else 0.0  # p = 0 is the identity and keeps the state-dict indices
+            layers += [nn.ConvTranspose2d(w_in, w_out, 4, 2, 1, bias=False), nn.BatchNorm2d(w_out), nn.ReLU(True), AlwaysDropout(p)]
         layers += [nn.ConvTranspose2d(widths[-1], img_channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init_)

@@ -118,6 +118,33 @@ def test_losses_are_the_adversarial_loss_plus_the_class_loss(architecture: str) 
 
 
 @pytest.mark.parametrize("architecture", ["dcgan", "srresnet"])
+def test_classify_fakes_off_trains_d_classifier_on_real_images_only(architecture: str) -> None:
+    """classify_fakes=False: D's class term is -L_C on the real batch alone, so the gradient of D's classifier
+    heads does not depend on G's samples (with the paper's term it does); G's loss is unchanged."""
+    torch.manual_seed(0)
+    model = tiny(architecture, classify_fakes=False)
+    paper = tiny(architecture)
+    paper.load_state_dict(model.state_dict())
+    real, labels = torch.rand(4, 3, 16, 16) * 2 - 1, model.sample_labels(4)
+    fakes = [model(torch.randn(4, 8), labels).detach() for _ in range(2)]
+    real_logits, real_classes = model.discriminator.heads(real)
+    fake_logits, fake_classes = model.discriminator.heads(fakes[0])
+    expected_d = logistic_d_loss(real_logits, fake_logits) + auxiliary_classifier_loss(real_classes, labels)
+    assert model.discriminator_loss(real, fakes[0], labels).item() == pytest.approx(expected_d.item(), rel=1e-5)
+    expected_g = F.softplus(-fake_logits).mean() + auxiliary_classifier_loss(fake_classes, labels)
+    assert model.generator_loss(fakes[0], labels).item() == pytest.approx(expected_g.item(), rel=1e-5)
+
+    def classifier_grads(m: ACGAN, fake: torch.Tensor) -> list[torch.Tensor]:
+        m.discriminator.zero_grad()
+        m.discriminator_loss(real, fake, labels).backward()
+        return [p.grad.clone() for p in m.discriminator.classifier.parameters()]
+
+    for a, b in zip(classifier_grads(model, fakes[0]), classifier_grads(model, fakes[1])):
+        assert a.abs().sum() > 0 and torch.allclose(a, b, atol=1e-7)
+    assert not all(torch.allclose(a, b, atol=1e-7) for a, b in zip(classifier_grads(paper, fakes[0]), classifier_grads(paper, fakes[1])))
+
+
+@pytest.mark.parametrize("architecture", ["dcgan", "srresnet"])
 def test_every_parameter_gets_a_gradient_from_its_loss(architecture: str) -> None:
     model = tiny(architecture)
     labels = model.sample_labels(4)
