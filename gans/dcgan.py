@@ -44,15 +44,14 @@ class DCGANGenerator(nn.Module):
     def __init__(self, z_dim: int, img_resolution: int, img_channels: int, ngf: int, dropout: float = 0.0) -> None:
         super().__init__()
         widths = dcgan_widths(img_resolution, ngf)[::-1]  # e.g. [512, 256, 128, 64] at 64 px
-        last_hidden = len(widths) - 1
+        drops = [dropout] * (len(widths) - 1) + [0.0]  # per hidden layer; p = 0 is the identity and keeps the state-dict indices
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(z_dim, widths[0], 4, 1, 0, bias=False),  # project z to 4x4
             nn.BatchNorm2d(widths[0]),
             nn.ReLU(True),
-            AlwaysDropout(dropout if last_hidden > 0 else 0.0),
+            AlwaysDropout(drops[0]),
         ]
-        for i, (w_in, w_out) in enumerate(zip(widths[:-1], widths[1:]), start=1):
-            p = dropout if i < last_hidden else 0.0  # p = 0 is the identity and keeps the state-dict indices
+        for w_in, w_out, p in zip(widths[:-1], widths[1:], drops[1:]):
             layers += [nn.ConvTranspose2d(w_in, w_out, 4, 2, 1, bias=False), nn.BatchNorm2d(w_out), nn.ReLU(True), AlwaysDropout(p)]
         layers += [nn.ConvTranspose2d(widths[-1], img_channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
