@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ckpt=${1:-benchmarks/out/stylegan2_faces_cpu/runs/stylegan2_faces_cpu/checkpoints/last.ckpt}
 out=benchmarks/results/stylegan2_faces_cpu
-tools="python -m gans.style_tools"
+tools="python -m gans.tools.style_tools"
 $tools truncation  --checkpoint "$ckpt" --out ${out}_truncation.png --seeds 0 1 2 3 --psi 1 0.7 0.5 0 -0.5 -1
 $tools mix         --checkpoint "$ckpt" --out ${out}_mix_coarse.png --cols 0 1 2 3 4 --rows 5 6 7 --styles coarse
 $tools mix         --checkpoint "$ckpt" --out ${out}_mix_fine.png --cols 0 1 2 3 4 --rows 5 6 7 --styles 32,64

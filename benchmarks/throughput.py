@@ -14,7 +14,7 @@ Each model is timed two ways:
   i.e. the module's own ``training_step`` with manual optimization, logging and hooks;
 - ``plain``: a hand-written loop doing the same work per step on the module's own networks
   (``module.generator`` / ``module.discriminator``): G frozen, D step on real + fresh fakes
-  with the non-saturating loss of :mod:`gans.losses`, D frozen, G step; Adam 2e-4 (0.5, 0.999);
+  with the non-saturating loss of :mod:`gans.training.losses`, D frozen, G step; Adam 2e-4 (0.5, 0.999);
   the same DataLoader over the same in-memory tensors.
 
 Both timers start after ``--warmup`` steps and stop after ``--dcgan-steps`` / ``--mlp-steps``
@@ -53,8 +53,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import gans
-from gans.losses import get_loss
-from gans.tricks import label_targets
+from gans.training.losses import get_loss
+from gans.training.tricks import label_targets
 
 BATCH = 64
 ADAM = dict(lr=2e-4, betas=(0.5, 0.999))

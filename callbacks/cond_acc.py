@@ -6,7 +6,7 @@ cached on disk like FID's real statistics (``$GANS_CACHE/classifiers/<data key>-
 the data key being :meth:`datamodules.base.GANDataModule.cache_key`). Every ``every_kimg`` thousand images
 and at the end (:class:`callbacks.schedule.KimgMetric`), ``num_samples`` generated images are drawn for
 known labels, sample i with the i-th label of :meth:`gans.labels.LabelSpace.for_indices` (every class
-equally often) and the latent seeded by i (:meth:`gans.base.GANModule.sample_indexed`: the EMA generator
+equally often) and the latent seeded by i (:meth:`gans.training.gan_module.GANModule.sample_indexed`: the EMA generator
 when there is one, a truncation trick when the model has one, eval mode), classified, and the share whose
 predicted class equals the requested one is logged per head: ``metrics/cond_acc`` for one head,
 ``metrics/cond_acc_<head>`` for several (``metrics/cond_acc_hair``, ``metrics/cond_acc_eye``; head names
@@ -40,10 +40,11 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from callbacks.fid import rank_block
-from callbacks.samples import eval_mode, logger_step
+from gans.nn.basic import eval_mode
+from gans.tools.pictures import logger_step
 from callbacks.schedule import KimgMetric
 from datamodules.images import ImageDataset
-from gans import distributed
+from gans.training import distributed
 from gans.cache import cache_root
 from gans.errors import ConfigError
 from gans.labels import LabelSpace, head_names

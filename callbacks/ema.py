@@ -14,7 +14,7 @@ official ``--ema_start``: 20k iterations at 128 px). Buffers (batch-norm
 statistics) are copied, not averaged. The state (images at the last update) is saved in checkpoints.
 
 The averaged generator lives on the module as ``generator_ema``: it is saved in and restored
-from checkpoints with the rest of the state dict, and :meth:`gans.base.GANModule.sample`,
+from checkpoints with the rest of the state dict, and :meth:`gans.training.gan_module.GANModule.sample`,
 sample grids and ``lightning predict`` use it. A model with several generators names them in
 ``ema_networks`` (CycleGAN: ``generator_ab``, ``generator_ba``); each is averaged into ``<name>_ema``. Every DDP rank computes the same average from
 the same parameters, so it needs no communication.
@@ -28,7 +28,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from gans.base import frozen_copy
+from gans.training.gan_module import frozen_copy
 from gans.errors import ConfigError
 
 

@@ -9,18 +9,18 @@ sizes, so it is the number to watch when monitoring with a few thousand images.
 Protocol, so numbers compare across runs, batch sizes and numbers of GPUs:
 
 - Generated images: sample i comes from the latent seeded by i (and the i-th label of
-  :meth:`gans.labels.LabelSpace.for_indices`): :meth:`gans.base.GANModule.sample_indexed`, which draws
+  :meth:`gans.labels.LabelSpace.for_indices`): :meth:`gans.training.gan_module.GANModule.sample_indexed`, which draws
   through the model's ``sample`` (so a truncation trick applies), with the EMA generator when
   :class:`callbacks.EMA` keeps one, in eval mode. Each rank generates a contiguous block of the indices.
 - Real images: the first ``num_real`` images of the datamodule's training set
   (:meth:`datamodules.base.GANDataModule.real_dataset`), unshuffled and unaugmented.
 - Both pass through the same preprocessing (uint8 quantisation, TF1 bilinear resize to 299;
-  see :mod:`gans.inception`), then one feature pass feeds every metric.
+  see :mod:`gans.metrics.inception`), then one feature pass feeds every metric.
 - The features of the real images are computed once per dataset, resolution, extractor and
   ``num_real`` and cached on disk (``<cache_dir>/<data key>-<extractor>-n<num_real>.pt``); under
   DDP each rank extracts its share and the statistics are reduced once.
 - torchmetrics reduces the metric states across ranks at ``compute`` through the Lightning
-  strategy (:func:`gans.distributed.gather_uneven`), so every rank gets the same value on any
+  strategy (:func:`gans.training.distributed.gather_uneven`), so every rank gets the same value on any
   launcher (DDP, XLA). The generator's buffers are averaged over ranks first. The evaluation never touches the global RNG: training continues identically
   with or without this callback.
 
@@ -44,12 +44,13 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from callbacks.samples import eval_mode, logger_step
+from gans.nn.basic import eval_mode
+from gans.tools.pictures import logger_step
 from callbacks.schedule import KimgMetric
-from gans import distributed
+from gans.training import distributed
 from gans.cache import cache_root
 from gans.errors import ConfigError
-from gans.inception import InceptionFeatures, to_uint8
+from gans.metrics.inception import InceptionFeatures, to_uint8
 
 
 def default_cache_dir() -> Path:
@@ -98,7 +99,7 @@ class FID(KimgMetric):
             num_real: real images for the reference statistics; None = ``num_samples`` (capped at the dataset size).
             batch_size: images per generator / feature-extractor batch.
             feature_extractor: a module mapping uint8 images ``[N, C, H, W]`` to features ``[N, F]``;
-                None = the standard FID Inception (:class:`gans.inception.InceptionFeatures`).
+                None = the standard FID Inception (:class:`gans.metrics.inception.InceptionFeatures`).
             kid: also compute KID.
             kid_subset_size: images per KID subset (capped at the number of images).
             kid_subsets: KID subsets.

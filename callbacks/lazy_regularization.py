@@ -5,13 +5,13 @@ The regularisers are computed less often than the main losses, each in its own u
 penalty multiplied by its interval so that its strength per image stays the same:
 
 - ``Dreg``: after every ``r1_interval``-th training batch (16 in StyleGAN2), one extra D step on
-  ``r1_gamma / 2 * r1_interval * R1`` (:func:`gans.losses.r1_penalty`) on the batch's real images.
+  ``r1_gamma / 2 * r1_interval * R1`` (:func:`gans.training.losses.r1_penalty`) on the batch's real images.
   The module's own per-step R1 must then be off (``model.init_args.r1_gamma: 0``).
 - ``Greg``: after every ``pl_interval``-th generator step (4), one extra G step on
-  ``pl_weight * pl_interval * (||J^T y|| - a)^2`` (:func:`gans.losses.path_lengths`) over
+  ``pl_weight * pl_interval * (||J^T y|| - a)^2`` (:func:`gans.training.losses.path_lengths`) over
   ``batch // pl_batch_shrink`` fresh latents, where ``a`` is the running mean of the lengths
   (moved toward each batch's mean with decay ``pl_decay`` before the penalty is taken, as in the
-  official code). For a style-based model (:mod:`gans.style`) J is taken with respect to its training
+  official code). For a style-based model (:mod:`gans.models.style.base`) J is taken with respect to its training
   ws (``pl_module.mapped_latents``, with style mixing as the official code), shape ``[N, num_ws, w_dim]``;
   for another generator with ``mapping`` and ``synthesis``, with respect to w = mapping(z); for any other generator it is the
   Jacobian of G(z) with respect to z itself, a smoothness regulariser on z in the same spirit.
@@ -29,7 +29,7 @@ intervals moves lr and betas to the new factor. Schedulers that captured the lr 
 
 Place this callback before :class:`callbacks.EMA` in ``trainer.callbacks`` so the average sees G
 after its regulariser step, as in StyleGAN2's training loop. Under DDP every rank runs the same
-phases; gradients are averaged by :meth:`gans.core.AdversarialModule.backward_and_step` and the
+phases; gradients are averaged by :meth:`gans.training.core.AdversarialModule.backward_and_step` and the
 batch's mean path length is averaged over ranks (through the strategy) before it updates ``a``, so
 ``a`` stays the same on all.
 """
@@ -43,9 +43,9 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
-from gans import distributed
+from gans.training import distributed
 from gans.errors import ConfigError
-from gans.losses import path_lengths, r1_penalty
+from gans.training.losses import path_lengths, r1_penalty
 
 
 def lazy_ratio(interval: int) -> float:
@@ -169,7 +169,7 @@ class LazyRegularization(L.Callback):
         n = max(1, batch_size // self.pl_batch_shrink)
         with pl_module.toggled_optimizer(opt_g), trainer.precision_plugin.train_step_context():
             z, labels = pl_module.sample_z(n), pl_module.sample_labels(n)
-            if hasattr(pl_module, "mapped_latents"):  # style-based (gans.style): ws with style mixing, as the official Gpl phase
+            if hasattr(pl_module, "mapped_latents"):  # style-based (gans.models.style.base): ws with style mixing, as the official Gpl phase
                 latents = pl_module.mapped_latents(z, labels)  # [N, num_ws, w_dim]
                 images = generator.synthesis(latents)
             elif hasattr(generator, "mapping") and hasattr(generator, "synthesis"):

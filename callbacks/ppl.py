@@ -8,7 +8,7 @@ section 3) reports it in W at the path ends; its official metric (stylegan2-ada-
 callback's default: space W, end points, eps 1e-4, the full image (StyleGAN's FFHQ numbers cropped to the
 face: ``crop=True``), images larger than 256 px box-downsampled to 256, the noise maps randomised per batch
 and shared by both images of a pair, and the mean of the distances between their 1st ("lower") and 99th
-("higher") percentiles. The distance is LPIPS in the papers; here :class:`gans.perceptual.InceptionDistance`
+("higher") percentiles. The distance is LPIPS in the papers; here :class:`gans.metrics.perceptual.InceptionDistance`
 (no download) by default, or any module ``distance(img_a, img_b) -> [N]`` (e.g. an LPIPS you have). Papers
 use 50,000 paths; 10,000 (the default) monitors well.
 
@@ -23,7 +23,7 @@ Protocol, as :class:`callbacks.FID`'s: path i comes from a ``torch.Generator`` s
 t) and the i-th label of :meth:`gans.labels.LabelSpace.for_indices`, and its noise maps from one seeded by
 ``i // batch_size``, so the value does not depend on the number of ranks; each rank measures a
 contiguous block of the paths, the distances are gathered through the Lightning strategy
-(:func:`gans.distributed.gather_uneven`) and every rank filters and averages all of them. The EMA generator
+(:func:`gans.training.distributed.gather_uneven`) and every rank filters and averages all of them. The EMA generator
 is used (in eval mode) when :class:`callbacks.EMA` keeps one; the global random state is not touched.
 Logged as ``metrics/ppl`` together with ``train/kimg``.
 """
@@ -41,13 +41,14 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from callbacks.fid import rank_block
-from callbacks.samples import eval_mode, logger_step
+from gans.nn.basic import eval_mode
+from gans.tools.pictures import logger_step
 from callbacks.schedule import KimgMetric
-from gans import distributed
+from gans.training import distributed
 from gans.errors import ConfigError
-from gans.latents import lerp, slerp
-from gans.perceptual import Distance, InceptionDistance, per_image
-from gans.projector import noise_buffers
+from gans.training.latents import lerp, slerp
+from gans.metrics.perceptual import Distance, InceptionDistance, per_image
+from gans.tools.projector import noise_buffers
 
 Space = Literal["w", "z"]
 Sampling = Literal["end", "full"]
@@ -152,7 +153,7 @@ def perceptual_path_length(
 ) -> Tensor:
     """The scaled distances ``[len(indices)]`` of the paths numbered ``indices`` (unfiltered; one process).
 
-    ``generator`` follows :mod:`gans.style`; it is deep-copied when its noise maps are randomised (once per
+    ``generator`` follows :mod:`gans.models.style.base`; it is deep-copied when its noise maps are randomised (once per
     global batch of ``batch_size`` paths, :func:`global_batches`), so the caller's is left alone.
     ``label_space`` (:class:`gans.labels.LabelSpace`) gives path i its label.
     """
@@ -200,7 +201,7 @@ class PPL(KimgMetric):
             sampling: ``end`` (t = 0; StyleGAN2) or ``full`` (t uniform in [0, 1]).
             crop: crop to the face centre first (StyleGAN's FFHQ numbers); StyleGAN2's ``ppl2_wend`` does not.
             distance: a module ``distance(img_a, img_b) -> [N]`` on images in [-1, 1];
-                None = :class:`gans.perceptual.InceptionDistance` (offline, LPIPS-style).
+                None = :class:`gans.metrics.perceptual.InceptionDistance` (offline, LPIPS-style).
             noise_mode: ``const`` (noise maps randomised per batch, shared within a pair: official) or ``none``.
             at_start: also evaluate before the first step.
             at_end: also evaluate when training ends.
@@ -230,7 +231,7 @@ class PPL(KimgMetric):
         generator = getattr(pl_module, "sampling_generator", None)
         if generator is None or not all(hasattr(generator, name) for name in ("mapping", "synthesis", "num_ws")):
             raise ConfigError(
-                f"PPL measures paths in a style-based generator's latent space (gans.style protocol: mapping, synthesis), "
+                f"PPL measures paths in a style-based generator's latent space (gans.models.style.base protocol: mapping, synthesis), "
                 f"and {type(pl_module).__name__} has none: remove callbacks.PPL for this model."
             )
         if self._distance is None:

@@ -19,7 +19,7 @@ The callback drives two small protocols, so that any growing model and any datam
 
 When the images or batch size served change, the dataloaders are rebuilt: at the end of the epoch if the
 change falls there, else the epoch ends before the next batch (drawn from the old dataloader) trains
-(:meth:`gans.core.AdversarialModule.request_new_epoch`). At every phase
+(:meth:`gans.training.core.AdversarialModule.request_new_epoch`). At every phase
 boundary the optimizers' moments are reset, as the official code does (``reset_opt_for_new_lod``).
 The phase is computed from ``images_seen``, which checkpoints carry, so a run resumed mid fade-in
 continues at the same resolution, alpha, batch size and learning rate, with the same optimizer states;

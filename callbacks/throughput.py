@@ -12,7 +12,7 @@ import lightning as L
 from lightning.fabric.utilities.throughput import Throughput
 from lightning.pytorch.callbacks import ThroughputMonitor
 
-from callbacks.samples import batch_images
+from gans.tools.pictures import batch_images
 
 
 def count_images(batch: Any) -> int:
@@ -51,7 +51,7 @@ class ImagesPerSecond(ThroughputMonitor):
       and ``train/samples`` (batches and images on this device since this fit started; they restart
       at 0 on resume, unlike ``train/kimg``).
 
-    FLOPs and MFU are not reported: :class:`gans.base.GANModule` sets ``flops_per_batch = None``,
+    FLOPs and MFU are not reported: :class:`gans.training.gan_module.GANModule` sets ``flops_per_batch = None``,
     which also keeps ThroughputMonitor from warning about it. On CUDA every batch synchronises the
     device to time it (ThroughputMonitor's behaviour), a small cost.
     """

@@ -2,8 +2,8 @@
 
 pix2pix: input | output | target; CycleGAN: A | G_AB(A) | G_BA(G_AB(A)) and B | G_BA(B) | G_AB(G_BA(B));
 StarGAN: the input and one column per target domain; CoGAN: the two domains' images from the same latents.
-The model says what the columns are (:meth:`gans.translation.TranslationGAN.pictures`); the examples come from
-:meth:`~gans.translation.TranslationGAN.held_out` once at the start of fit, so pictures across steps compare.
+The model says what the columns are (:meth:`gans.training.image_to_image.TranslationGAN.pictures`); the examples come from
+:meth:`~gans.training.image_to_image.TranslationGAN.held_out` once at the start of fit, so pictures across steps compare.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import torch
 from torch import Tensor
 from torchvision.utils import make_grid
 
-from callbacks.samples import eval_mode, save_picture, write_labels
+from gans.nn.basic import eval_mode
+from gans.tools.pictures import save_picture, write_labels
 
 
 def columns_picture(columns: list[tuple[str, Tensor]]) -> np.ndarray:

@@ -17,7 +17,7 @@ class GANDataModule(L.LightningDataModule):
     """Subclasses set ``data_shape`` (one sample's shape) and ``num_classes`` (0 = no labels).
 
     ``lightning predict`` draws one sample per index in ``range(num_predict)``; the model seeds
-    each sample's latent by its index (:meth:`gans.base.GANModule.predict_step`), so the same
+    each sample's latent by its index (:meth:`gans.training.gan_module.GANModule.predict_step`), so the same
     checkpoint always writes the same images.
     """
 

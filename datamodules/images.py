@@ -48,7 +48,7 @@ from datamodules.base import GANDataModule
 from datamodules.sampling import shuffle_arguments
 from gans.cache import cache_root
 from gans.errors import ConfigError, DataNotFoundError
-from gans.layers import is_power_of_two
+from gans.checks import is_power_of_two
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 CACHE_FORMAT = 1  # bump when the preprocessing changes, so old caches are rebuilt

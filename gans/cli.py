@@ -2,7 +2,7 @@
 
 ``lightning fit --config experiments/dcgan_mnist.yaml`` and ``python -m gans fit ...`` are the
 same. LightningCLI's ``class_path`` is the registry: any importable ``LightningModule`` (every GAN, the
-image-to-image models, :class:`gans.style_transfer.StyleTransfer`) or ``LightningDataModule`` works, including
+image-to-image models, :class:`gans.tools.style_transfer.StyleTransfer`) or ``LightningDataModule`` works, including
 your own.
 """
 
@@ -77,7 +77,7 @@ class GANCLI(LightningCLI):
         Lightning's CLI would overwrite them with the hyperparameters saved in the checkpoint, so continuing a run
         with a raised ``max_kimg`` (StyleGAN's ``--resume`` with more ``--kimg``) would silently stop at the old
         limit. Arguments that differ from the checkpoint's are printed; a network whose shapes differ fails when
-        the checkpoint loads, with the fix (:meth:`gans.core.AdversarialModule.on_load_checkpoint`). ``predict``
+        the checkpoint loads, with the fix (:meth:`gans.training.core.AdversarialModule.on_load_checkpoint`). ``predict``
         and the other subcommands keep Lightning's behaviour: the model is rebuilt as the checkpoint saved it.
         """
         if self.config.get("subcommand") != "fit":

@@ -1,6 +1,6 @@
-"""A tiny generator with the protocol of gans.style (and a LightningModule around it) for the style tools' tests.
+"""A tiny generator with the protocol of gans.models.style.base (and a LightningModule around it) for the style tools' tests.
 
-Like the real ones: :class:`gans.layers.MappingNetwork`, a learned 4x4 constant, layers that modulate their
+Like the real ones: :class:`gans.nn.style.MappingNetwork`, a learned 4x4 constant, layers that modulate their
 input by an affine map of their w, add ``noise_const`` (or fresh) noise times ``noise_strength`` when
 ``use_noise``, and record their ``resolution``; a toRGB reading the last w. 16 px, 7 ws at 4, 4, 8, 8, 16, 16, 16.
 """
@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gans.labels import LabelSpace
-from gans.layers import MappingNetwork
-from gans.style import StyleBasedGAN, StyleGenerator, check_noise_mode
+from gans.nn.style import MappingNetwork
+from gans.models.style.base import StyleBasedGAN, StyleGenerator, check_noise_mode
 
 
 class StubLayer(nn.Module):

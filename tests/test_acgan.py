@@ -1,4 +1,4 @@
-"""ACGAN (gans/acgan.py): both network families, the auxiliary classifier loss, label flow into G, the report's tips."""
+"""ACGAN (gans/models/conditional/acgan.py): both network families, the auxiliary classifier loss, label flow into G, the report's tips."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from gans import ACGAN, DCGAN
 from gans.errors import ConfigError
-from gans.losses import auxiliary_classifier_loss, logistic_d_loss
-from gans.tricks import label_targets
+from gans.training.losses import auxiliary_classifier_loss, logistic_d_loss
+from gans.training.tricks import label_targets
 from helpers import count_parameters, quiet_trainer
 
 

@@ -9,12 +9,12 @@ from torch import nn
 
 from callbacks import EMA
 from gans import BigGAN
-from gans.biggan import BigGANDiscriminator, BigGANGenerator, truncate_given
+from gans.models.conditional.biggan import BigGANDiscriminator, BigGANGenerator, truncate_given
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
-from gans.latents import truncated_normal
-from gans.layers import CrossReplicaBatchNorm2d
-from gans.losses import orthogonal_penalty
+from gans.training.latents import truncated_normal
+from gans.nn.cross_replica import CrossReplicaBatchNorm2d
+from gans.training.losses import orthogonal_penalty
 from helpers import count_parameters, quiet_trainer
 
 
@@ -45,7 +45,7 @@ def test_shapes_with_one_and_two_label_heads() -> None:
 
 # The official networks' parameter counts, from the layer definitions of BigGAN-PyTorch (BigGAN.py G_arch / D_arch,
 # Generator, Discriminator; layers.py GBlock, DBlock, ccbn, bn, Attention, SNLinear, SNEmbedding), written out here
-# independently of gans/biggan.py.
+# independently of gans/models/conditional/biggan.py.
 
 
 def official_g_count(res: int, ch: int, dim_z: int, n_classes: int, shared: bool, hier: bool, shared_dim: int, attn: list[int]) -> int:

@@ -13,7 +13,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from PIL import Image
 
 from callbacks import SampleGrid
-from callbacks.samples import save_picture
+from gans.tools.pictures import save_picture
 from datamodules import MNISTDataModule, ToyDataModule
 from gans import DCGAN, GAN
 from helpers import quiet_trainer

@@ -1,4 +1,4 @@
-"""CoGAN (gans.cogan): Table 1's coupled networks, their weight sharing, the official losses, training and pictures."""
+"""CoGAN (gans.models.translation.cogan): Table 1's coupled networks, their weight sharing, the official losses, training and pictures."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import TranslationGrid
-from gans.cogan import CoGAN, CoupledDiscriminator, CoupledGenerator
+from gans.models.translation.cogan import CoGAN, CoupledDiscriminator, CoupledGenerator
 from gans.errors import ConfigError
 from helpers import count_parameters, quiet_trainer
 

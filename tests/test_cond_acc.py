@@ -21,7 +21,7 @@ from torch import nn
 
 from callbacks import ConditionalAccuracy, SampleGrid
 from callbacks.cond_acc import LabelClassifier
-from callbacks.samples import real_vs_fake_grid
+from gans.tools.pictures import real_vs_fake_grid
 from datamodules.base import GANDataModule
 from datamodules.images import ImageDataset, TensorPixels
 from gans.errors import ConfigError

@@ -1,5 +1,5 @@
 """The conditional family's shared layers (gans.layers): spectral norm, class embedding, conditional BN,
-projection, self-attention; and the truncated-normal sampler (gans.latents)."""
+projection, self-attention; and the truncated-normal sampler (gans.training.latents)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from gans.labels import LabelSpace
-from gans.latents import truncated_normal
-from gans.layers import ClassEmbedding, ConditionalBatchNorm2d, ProjectionHead, SelfAttention, projection, sn_conv2d, sn_linear, spectral_norm
+from gans.training.latents import truncated_normal
+from gans.nn.conditional import ClassEmbedding, ConditionalBatchNorm2d, ProjectionHead, projection
+from gans.nn.spectral import SelfAttention, sn_conv2d, sn_linear, spectral_norm
 
 
 def test_spectral_norm_divides_by_the_largest_singular_value_after_power_iterations() -> None:

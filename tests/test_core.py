@@ -3,7 +3,6 @@ strategy refusals, the labels protocol, sampling through ``sample``."""
 
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint

@@ -9,13 +9,12 @@ import pytest
 import scipy.linalg
 import torch
 from lightning.pytorch.loggers import CSVLogger
-from torch import nn
 
 from callbacks import FID
 from datamodules import MNISTDataModule, ToyDataModule
 from gans import DCGAN, GAN
 from gans.errors import ConfigError
-from gans.inception import InceptionFeatures, default_weights_path, to_uint8
+from gans.metrics.inception import InceptionFeatures, default_weights_path, to_uint8
 from helpers import TinyFeatures, quiet_trainer
 
 

@@ -4,7 +4,6 @@ all on tiny files written here."""
 from __future__ import annotations
 
 import contextlib
-import zipfile
 from pathlib import Path
 
 import numpy as np

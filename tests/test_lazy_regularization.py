@@ -1,4 +1,4 @@
-"""callbacks.LazyRegularization and gans.losses.path_length_penalty: StyleGAN2's lazy R1 and path length
+"""callbacks.LazyRegularization and gans.training.losses.path_length_penalty: StyleGAN2's lazy R1 and path length
 regulariser, the optimizer correction for the intervals, checkpoints."""
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from callbacks import LazyRegularization
 from callbacks.lazy_regularization import correct_optimizer_
 from datamodules import ToyDataModule
 from gans import DCGAN, GAN, GANModule
-from gans.dcgan import DCGANDiscriminator
+from gans.models.classic.dcgan import DCGANDiscriminator
 from gans.errors import ConfigError
-from gans.losses import path_length_penalty, path_lengths
+from gans.training.losses import path_length_penalty, path_lengths
 from helpers import quiet_trainer
 
 # path_length_penalty
@@ -334,7 +334,7 @@ trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=1, 
                     enable_progress_bar=False, enable_model_summary=False, callbacks=[lazy])
 trainer.fit(model, loader)
 state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-# Each rank draws its own latents (gans.core), so only the reduction keeps pl_mean equal across ranks.
+# Each rank draws its own latents (gans.training.core), so only the reduction keeps pl_mean equal across ranks.
 torch.save({"state": state, "pl_mean": lazy.pl_mean, "z": model.sample_z(4)}, out / f"rank{trainer.global_rank}.pt")
 '''
 

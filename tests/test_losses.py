@@ -1,4 +1,4 @@
-"""gans.losses and gans.tricks against their formulas, computed independently of the package.
+"""gans.training.losses and gans.training.tricks against their formulas, computed independently of the package.
 
 Expected values use ``math.log`` / ``math.exp`` on hand-picked logits, never the helper under
 test, so a sign slip, a swapped term or a wrong reduction fails here.
@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from gans.losses import (
+from gans.training.losses import (
     LOSS_NAMES,
     clip_weights,
     drift_penalty,
@@ -29,7 +29,7 @@ from gans.losses import (
     wasserstein_d_loss,
     wasserstein_g_loss,
 )
-from gans.tricks import SOFT_FAKE_RANGE, SOFT_REAL_RANGE, instance_noise, label_targets
+from gans.training.tricks import SOFT_FAKE_RANGE, SOFT_REAL_RANGE, instance_noise, label_targets
 
 REAL = [0.5, -1.0, 2.0, 0.0]
 FAKE = [-0.3, 1.5, 0.0, -2.5]

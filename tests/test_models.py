@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from gans import CGAN, DCGAN, GAN, LSGAN, WGAN, WGANGP, GANModule
-from gans.layers import AlwaysDropout
+from gans.nn.basic import AlwaysDropout
 from helpers import count_parameters
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*self.trainer. reference is not registered.*")
@@ -236,7 +236,7 @@ def test_wgangp_discriminator_loss_includes_ten_times_the_penalty():
     loss = model.discriminator_loss(real, fake)
     with torch.no_grad():
         adversarial = model.discriminator(fake).mean() - model.discriminator(real).mean()
-    from gans.losses import gradient_penalty
+    from gans.training.losses import gradient_penalty
 
     torch.manual_seed(5)
     gp = gradient_penalty(model.discriminator, real, fake)

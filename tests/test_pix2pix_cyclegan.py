@@ -13,9 +13,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import EMA, TranslationGrid
-from gans.cyclegan import CycleGAN
+from gans.models.translation.cyclegan import CycleGAN
 from gans.errors import ConfigError
-from gans.pix2pix import Pix2Pix
+from gans.models.translation.pix2pix import Pix2Pix
 from helpers import quiet_trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -19,8 +19,8 @@ from datamodules import MNISTDataModule
 from gans import DCGAN
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
-from gans.layers import MappingNetwork
-from gans.perceptual import pixel_distance
+from gans.nn.style import MappingNetwork
+from gans.metrics.perceptual import pixel_distance
 from helpers import quiet_trainer
 from style_stub import StubStyleGAN
 
@@ -176,7 +176,7 @@ def test_rank_blocks_measure_exactly_what_one_process_does() -> None:
 
 
 def test_ppl_runs_on_a_tiny_stylegan2() -> None:
-    stylegan2 = pytest.importorskip("gans.stylegan2")
+    stylegan2 = pytest.importorskip("gans.models.style.stylegan2")
     torch.manual_seed(0)
     g = stylegan2.StyleGAN2Generator(z_dim=8, w_dim=8, img_resolution=16, img_channels=3, mapping_layers=2, channel_base=64, channel_max=8).eval()
     with torch.no_grad():

@@ -1,11 +1,11 @@
-"""ProGAN's networks (gans/progan.py): the paper's parameter counts, every growth stage, the fade-in."""
+"""ProGAN's networks (gans/models/style/progan.py): the paper's parameter counts, every growth stage, the fade-in."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from gans.errors import ConfigError
-from gans.progan import ProGANDiscriminator, ProGANGenerator, progan_widths
+from gans.models.style.progan import ProGANDiscriminator, ProGANGenerator, progan_widths
 from helpers import count_parameters
 
 

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from gans import SNGAN, ProjectionGAN
 from gans.errors import ConfigError
-from gans.sngan import SNGANDiscriminator, SNGANGenerator
+from gans.models.conditional.sngan import SNGANDiscriminator, SNGANGenerator
 from helpers import count_parameters, quiet_trainer
 
 

@@ -1,4 +1,4 @@
-"""StarGAN (gans/stargan.py): the official networks, the domain vector, the losses of eq. 1-7, n_critic, pictures."""
+"""StarGAN (gans/models/translation/stargan.py): the official networks, the domain vector, the losses of eq. 1-7, n_critic, pictures."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from gans import StarGAN
 from gans.errors import ConfigError
-from gans.stargan import InstanceNorm, StarGANDiscriminator, StarGANGenerator
+from gans.models.translation.stargan import InstanceNorm, StarGANDiscriminator, StarGANGenerator
 from helpers import count_parameters, quiet_trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")

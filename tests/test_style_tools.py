@@ -1,4 +1,4 @@
-"""gans.style_tools, gans.projector, gans.latents and gans.perceptual: the StyleGAN figures, projection into W and
+"""gans.tools.style_tools, gans.tools.projector, gans.training.latents and gans.metrics.perceptual: the StyleGAN figures, projection into W and
 the command line, on a tiny protocol generator (tests/style_stub.py) and on tiny real StyleGAN / StyleGAN2 generators."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from callbacks import EMA
 from datamodules import MNISTDataModule
 from gans import style_tools
 from gans.errors import ConfigError
-from gans.latents import seeded_latents, slerp
-from gans.perceptual import FeatureDistance, pixel_distance
-from gans.projector import load_noise_, noise_buffers, noise_regularization, project, projector_learning_rate, w_noise_std
+from gans.training.latents import seeded_latents, slerp
+from gans.metrics.perceptual import FeatureDistance, pixel_distance
+from gans.tools.projector import load_noise_, noise_buffers, noise_regularization, project, projector_learning_rate, w_noise_std
 from helpers import quiet_trainer
 from style_stub import StubGenerator, StubStyleGAN
 
@@ -205,8 +205,8 @@ def test_projection_takes_a_feature_distance_and_optimises_the_noise(generator: 
 
 
 def test_inception_distance_needs_no_download_and_has_gradients() -> None:
-    from gans.inception import default_weights_path
-    from gans.perceptual import InceptionDistance
+    from gans.metrics.inception import default_weights_path
+    from gans.metrics.perceptual import InceptionDistance
 
     try:
         default_weights_path()
@@ -282,7 +282,7 @@ def test_command_line_writes_every_figure(tmp_path: Path, checkpoint: Path, caps
 
 
 def test_load_model_refuses_other_models(tmp_path: Path) -> None:
-    torch.save({"gan_progress": {"model_class": "gans.dcgan.DCGAN"}, "state_dict": {}}, tmp_path / "dcgan.ckpt")
+    torch.save({"gan_progress": {"model_class": "gans.models.classic.dcgan.DCGAN"}, "state_dict": {}}, tmp_path / "dcgan.ckpt")
     with pytest.raises(ConfigError, match="not a style-based GAN"):
         style_tools.load_model(tmp_path / "dcgan.ckpt")
     torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
@@ -296,14 +296,14 @@ def test_load_model_refuses_other_models(tmp_path: Path) -> None:
 def real_generators() -> list:
     found = []
     try:
-        from gans.stylegan2 import StyleGAN2Generator
+        from gans.models.style.stylegan2 import StyleGAN2Generator
 
         found.append(pytest.param(lambda: StyleGAN2Generator(z_dim=8, w_dim=8, img_resolution=16, img_channels=3, mapping_layers=2,
                                                              channel_base=64, channel_max=8), id="stylegan2"))
     except ImportError:
         pass
     try:
-        from gans.stylegan import StyleGANGenerator
+        from gans.models.style.stylegan import StyleGANGenerator
 
         found.append(pytest.param(lambda: StyleGANGenerator(z_dim=8, w_dim=8, img_resolution=16, img_channels=3, mapping_layers=2,
                                                             fmap_base=64, fmap_max=8), id="stylegan"))

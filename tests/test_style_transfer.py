@@ -17,9 +17,9 @@ from torchvision.models.vgg import cfgs, make_layers
 
 from gans.cli import cli
 from gans.errors import ConfigError, DataNotFoundError, exit_on_user_error
-from gans.losses import content_loss, gram_matrix, style_layer_loss, style_loss
-from gans.style_transfer import StyleTransfer, content_and_style, read_image
-from gans.vgg import VGG19_LAYERS, WEIGHTS_FILE, WEIGHTS_URL, VGGFeatures
+from gans.training.losses import content_loss, gram_matrix, style_layer_loss, style_loss
+from gans.tools.style_transfer import StyleTransfer, content_and_style, read_image
+from gans.metrics.vgg import VGG19_LAYERS, WEIGHTS_FILE, WEIGHTS_URL, VGGFeatures
 from helpers import quiet_trainer, write_folder
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -1,4 +1,4 @@
-"""StyleGAN (gans/stylegan.py): the paper's parameter counts, AdaIN, one w per layer, style mixing, truncation,
+"""StyleGAN (gans/models/style/stylegan.py): the paper's parameter counts, AdaIN, one w per layer, style mixing, truncation,
 noise modes, growth with fade-in, conditioning, and short fits (by hand and through ProgressiveGrowing)."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import EMA, ProgressiveGrowing
 from gans.errors import ConfigError
-from gans.progan import DiscriminatorBlock, ProGANDiscriminator
-from gans.resample import BINOMIAL_3, blur2d, fir_kernel
-from gans.stylegan import AdaIN, StyleGAN, StyleGANDiscriminator, StyleGANGenerator, SynthesisLayer, instance_norm
+from gans.models.style.progan import DiscriminatorBlock, ProGANDiscriminator
+from gans.nn.resample import BINOMIAL_3, blur2d, fir_kernel
+from gans.models.style.stylegan import AdaIN, StyleGAN, StyleGANDiscriminator, StyleGANGenerator, SynthesisLayer, instance_norm
 from helpers import count_parameters, quiet_trainer
 from test_progressive import StagedImages
 

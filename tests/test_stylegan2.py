@@ -14,9 +14,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import EMA, LazyRegularization
 from gans.errors import ConfigError
-from gans.layers import modulated_conv2d
-from gans.resample import BINOMIAL_4, fir_kernel, upfirdn2d
-from gans.stylegan2 import StyleGAN2, StyleGAN2Discriminator, StyleGAN2Generator, convert_official_state_dict
+from gans.nn.style import modulated_conv2d
+from gans.nn.resample import BINOMIAL_4, fir_kernel, upfirdn2d
+from gans.models.style.stylegan2 import StyleGAN2, StyleGAN2Discriminator, StyleGAN2Generator, convert_official_state_dict
 from helpers import count_parameters, quiet_trainer
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "stylegan2-reference"

@@ -1,4 +1,4 @@
-"""The image-to-image training loop (gans.translation): phases over named networks, the history pool, the lr decay."""
+"""The image-to-image training loop (gans.training.image_to_image): phases over named networks, the history pool, the lr decay."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from gans.errors import ConfigError
-from gans.translation import HistoryPool, TranslationGAN, linear_decay
+from gans.training.image_to_image import HistoryPool, TranslationGAN, linear_decay
 from helpers import quiet_trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")

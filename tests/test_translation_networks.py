@@ -1,4 +1,4 @@
-"""pix2pix's U-Net and PatchGAN and CycleGAN's ResNet generator (gans.translation_networks)."""
+"""pix2pix's U-Net and PatchGAN and CycleGAN's ResNet generator (gans.models.translation.networks)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from gans.errors import ConfigError
-from gans.translation_networks import (
+from gans.models.translation.networks import (
     PatchGANDiscriminator,
     PixelDiscriminator,
     ResidualBlock,

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from callbacks import EMA, LazyRegularization, ProgressiveGrowing
 from datamodules import ImageFolderDataModule
 from gans import DCGAN, WGANGP, BigGAN, CycleGAN, ProGAN, StyleGAN2
-from gans.layers import CrossReplicaBatchNorm2d
+from gans.nn.cross_replica import CrossReplicaBatchNorm2d
 
 out_dir, model_name = Path(sys.argv[1]), sys.argv[2]
 L.seed_everything(0)

@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from gans import DCGAN
-from gans.core import parameters_of
+from gans.training.core import parameters_of
 
 NAN_BATCH = 3
 LR = 0.05
