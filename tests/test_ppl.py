@@ -170,9 +170,13 @@ def test_rank_blocks_measure_exactly_what_one_process_does() -> None:
     g = StubStyleGAN().sampling_generator.eval()  # noise in every layer, randomised per global batch
     everything = perceptual_path_length(g, UNCONDITIONAL, torch.arange(13), pixel_distance, batch_size=4)
     blocks = [perceptual_path_length(g, UNCONDITIONAL, rank_block(13, rank, 2), pixel_distance, batch_size=4) for rank in (0, 1)]
-    assert torch.equal(torch.cat(blocks), everything)  # what the callback gathers from 2 ranks, in rank order
+    # What the callback gathers from 2 ranks, in rank order: the same latents and noise per path, so the same distances
+    # up to float round-off, which the 1 / epsilon^2 of eq. 2 magnifies (other batch compositions run other kernels;
+    # never bitwise across machines).
+    scale = everything.abs().max()
+    torch.testing.assert_close(torch.cat(blocks), everything, rtol=1e-3, atol=1e-3 * scale)
     other_noise = perceptual_path_length(g, UNCONDITIONAL, torch.arange(13), pixel_distance, batch_size=5)
-    assert not torch.equal(other_noise, everything)  # the check above can fail: noise draws do move the distances
+    assert (other_noise - everything).abs().max() > 0.05 * scale  # the check above can fail: noise draws do move the distances
 
 
 def test_ppl_runs_on_a_tiny_stylegan2() -> None:

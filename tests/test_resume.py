@@ -67,7 +67,7 @@ def test_resume_continues_identically(tmp_path: Path, cls) -> None:
 def test_checkpoint_of_another_model_is_refused(tmp_path: Path) -> None:
     fit(WGAN, tmp_path, max_epochs=1)
     ckpt = tmp_path / "ckpt" / "last.ckpt"
-    with pytest.raises(ConfigError, match=r"written by gans\.wgan\.WGAN, not gans\.dcgan\.DCGAN"):
+    with pytest.raises(ConfigError, match=r"written by gans\.models\.classic\.wgan\.WGAN, not gans\.models\.classic\.dcgan\.DCGAN"):
         DCGAN.load_from_checkpoint(ckpt, img_resolution=16, img_channels=1, z_dim=4, ngf=4, ndf=4, weights_only=True)
     with pytest.raises(ConfigError, match="has shape"):
         WGAN.load_from_checkpoint(ckpt, img_resolution=16, img_channels=1, z_dim=4, ngf=8, ndf=4, weights_only=True)
