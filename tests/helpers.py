@@ -47,8 +47,16 @@ class TinyFeatures(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         assert images.dtype == torch.uint8
         self.images_seen += images.shape[0]
-        h = self.conv(images.float() / 127.5 - 1)
+        h = self.conv(images.float().mean(1, keepdim=True) / 127.5 - 1)  # colour images: their grey level
         return torch.cat([h.mean((2, 3)), h.std((2, 3))], dim=1)
+
+
+class GreyTinyFeatures(TinyFeatures):
+    """:class:`TinyFeatures` for images of any channel count (their channel mean): a stand-in for Inception that a
+    config's ``callbacks.FID`` can name by class path (``helpers.GreyTinyFeatures``)."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return super().forward(images.float().mean(dim=1, keepdim=True).round().to(torch.uint8))
 
 
 def random_images(n: int, size: tuple[int, int] = (16, 16), seed: int = 0) -> np.ndarray:

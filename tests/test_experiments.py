@@ -20,8 +20,13 @@ SHRINK = {
     "stylegan2_ffhq": {"img_resolution": 32, "args": ["--model.init_args.channel_base=256", "--model.init_args.channel_max=16",
                                                       "--trainer.devices=1", "--trainer.strategy=auto"]},
     "stylegan2_anime": {"img_resolution": 32, "args": ["--model.init_args.channel_base=256", "--model.init_args.channel_max=16"]},
-    # Grows from 8x8, so one step is cheap at 1024 px (like progan); its per-resolution lr names 128 ... 1024.
-    "stylegan_ffhq": {"args": ["--trainer.devices=1", "--trainer.strategy=auto"]},
+    # The growing 1024 px configs at 32 px with narrow stages (their per-resolution batch sizes and lr above 32 px are
+    # dropped by with_tiny_fid): at 1024 px the tiny folder, its cache and the pictures cost most of a minute.
+    "stylegan_ffhq": {"img_resolution": 32, "args": ["--model.init_args.fmap_base=128", "--model.init_args.fmap_max=16",
+                                                     "--trainer.devices=1", "--trainer.strategy=auto"]},
+    "progan": {"img_resolution": 32, "args": ["--model.init_args.fmap_base=128", "--model.init_args.fmap_max=16"]},
+    # ProGAN at 64 px has 512-wide stages (22M parameters, most of a checkpoint's 5 s): narrow ones.
+    "progan_anime": {"args": ["--model.init_args.fmap_base=128", "--model.init_args.fmap_max=16"]},
     # Jin et al.'s SRResNet G and D (3.5M / 4.8M parameters, 16 residual blocks at 64 px) with narrow widths and few blocks.
     "acgan_anime": {"args": ["--model.init_args.ngf=8", "--model.init_args.ndf=4", "--model.init_args.g_blocks=2", "--model.init_args.d_blocks=1"]},
     # BigGAN's 64 px anime networks (51M parameters) and the CIFAR ones (8.5M, 256 channels at 32x32) at ch 2 / ch 4.
@@ -134,21 +139,33 @@ def test_every_experiment_is_tested() -> None:
             "cyclegan_face2anime_cpu", "cogan_mnist_edges", "cogan_mnist_negative", "cogan_mnist_cpu"} <= names
 
 
+# The one config whose FID runs the real Inception here (about 10 s a config on 2 cores); the others name a tiny stand-in.
+REAL_INCEPTION = "dcgan_mnist"
+
+
 def with_tiny_fid(config: Path, out: Path) -> Path:
-    """A copy of ``config`` whose FID callback evaluates 4 samples against 4 real images (with the real Inception), whose
+    """A copy of ``config`` whose FID callback evaluates 4 samples against 4 real images (with the real Inception for
+    :data:`REAL_INCEPTION`, :class:`helpers.GreyTinyFeatures` for the others), whose
     ConditionalAccuracy trains its classifier for 2 steps and scores 8 samples, and
     whose per-resolution batch sizes of progressive growing are at most the tiny folders' batch of 8 (the 1024 px
     folder holds 16 images, fewer than StyleGAN's 32 per GPU at 8x8)."""
     settings = yaml.safe_load(config.read_text())
+    side = SHRINK.get(config.stem, {}).get("img_resolution")
     for callback in settings["trainer"].get("callbacks", []):
         if callback["class_path"] == "callbacks.FID":
             callback["init_args"].update(num_samples=4, num_real=4)
+            if config.stem != REAL_INCEPTION:
+                callback["init_args"]["feature_extractor"] = {"class_path": "helpers.GreyTinyFeatures"}
         if callback["class_path"] == "callbacks.PPL":
             callback["init_args"].update(num_samples=4, batch_size=4)
         if callback["class_path"] == "callbacks.ConditionalAccuracy":  # a 2-step classifier scoring 8 samples
             callback["init_args"].update(num_samples=8, batch_size=8, classifier_steps=2, classifier_batch_size=8, classifier_width=4)
         if callback["class_path"] == "callbacks.ProgressiveGrowing" and "batch_size" in callback["init_args"]:
             callback["init_args"]["batch_size"] = {r: min(b, 8) for r, b in callback["init_args"]["batch_size"].items()}
+        if callback["class_path"] == "callbacks.ProgressiveGrowing" and side is not None:  # shrunk: no stages above the size
+            for name in ("batch_size", "lr"):
+                if name in callback["init_args"]:
+                    callback["init_args"][name] = {r: v for r, v in callback["init_args"][name].items() if int(r) <= side}
     out.write_text(yaml.safe_dump(settings))
     return out
 
