@@ -71,3 +71,22 @@ class GANDataModule(L.LightningDataModule):
             args["root"] = str(Path(args["root"]).expanduser().resolve())
         digest = hashlib.sha1(json.dumps(args, sort_keys=True, default=str).encode()).hexdigest()[:10]
         return f"{type(self).__name__}-{'x'.join(map(str, self.data_shape))}-{digest}"
+
+
+class DownloadedDataModule(GANDataModule):
+    """A datamodule over a torchvision dataset that may be downloaded on first use (MNIST, CIFAR-10): ``prepare_data``
+    loads it once with ``hparams.download`` (rank 0 only, as Lightning calls it), ``setup`` with download off.
+    Subclasses write ``_load(download)``, which turns torchvision's failure into a :class:`gans.errors.DataNotFoundError`
+    naming the folder, the files and :func:`download_failure`'s cause."""
+
+    def _load(self, download: bool) -> Dataset:
+        raise NotImplementedError
+
+    def prepare_data(self) -> None:
+        self._load(self.hparams.download)
+
+
+def download_failure(err: Exception, download: bool) -> str:
+    """Why torchvision could not provide a dataset, in a few words: its first line (``Dataset not found``, the URLError
+    of an offline machine), or that downloading was switched off."""
+    return str(err).splitlines()[0] if download else "download is off: data.init_args.download: false"

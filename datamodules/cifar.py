@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from torchvision.datasets import CIFAR10
 from torchvision.datasets.utils import check_integrity, extract_archive
 
-from datamodules.base import GANDataModule
+from datamodules.base import DownloadedDataModule, download_failure
 from datamodules.images import ImageDataset, TensorPixels, batch_loader
 from datamodules.sampling import shuffle_arguments
 from gans.errors import ConfigError, DataNotFoundError
@@ -51,12 +51,12 @@ class CIFAR10Files(CIFAR10):
         super().__init__(str(root), train=train, download=download)
 
 
-class CIFAR10DataModule(GANDataModule):
+class CIFAR10DataModule(DownloadedDataModule):
     """CIFAR-10's 50,000 training images in [-1, 1], with the class labels when ``conditional``."""
 
     data_shape = (3, 32, 32)
     # Flipping changes the training stream and labels are not pixels: neither changes the images metrics compare against.
-    LOADING_ARGS = GANDataModule.LOADING_ARGS | {"xflip", "conditional"}
+    LOADING_ARGS = DownloadedDataModule.LOADING_ARGS | {"xflip", "conditional"}
     checksums: dict[str, str] = GENUINE_CHECKSUMS
     class_names: list[str] = CLASS_NAMES
 
@@ -124,11 +124,8 @@ class CIFAR10DataModule(GANDataModule):
                     f"replaced; they are pickles, so only verified files are read): delete the folder to download them "
                     f"again, or extract {CIFAR10.url} there."
                 ) from None
-            cause = str(err).splitlines()[0] if download else "download is off: data.init_args.download: false"
+            cause = download_failure(err, download)
             raise DataNotFoundError(self.missing_message(cause)) from None
-
-    def prepare_data(self) -> None:
-        self._load(self.hparams.download)
 
     def setup(self, stage: str | None = None) -> None:
         if self.dataset is None:

@@ -25,7 +25,7 @@ from torchvision import transforms
 from torchvision.datasets import MNIST
 from torchvision.datasets.utils import extract_archive
 
-from datamodules.base import GANDataModule
+from datamodules.base import DownloadedDataModule, download_failure
 from datamodules.sampling import shuffle_arguments
 from datamodules.images import ImageDataset, TensorPixels, batch_loader
 from gans.errors import ConfigError, DataNotFoundError
@@ -85,7 +85,7 @@ def resize_digits(digits: Tensor, img_resolution: int) -> Tensor:
     return torch.stack(resized)[:, None]
 
 
-class MNISTDataModule(GANDataModule):
+class MNISTDataModule(DownloadedDataModule):
     """MNIST digits in [-1, 1] with labels 0-9."""
 
     num_classes = 10
@@ -137,11 +137,8 @@ class MNISTDataModule(GANDataModule):
         try:
             return MNISTSplit(hp.root, hp.split, download=download)
         except RuntimeError as err:  # torchvision: "Dataset not found" or "Error downloading ..."
-            cause = str(err).splitlines()[0] if download else "download is off: data.init_args.download: false"
+            cause = download_failure(err, download)
             raise DataNotFoundError(missing_mnist_message(hp.root, hp.split, cause)) from None
-
-    def prepare_data(self) -> None:
-        self._load(self.hparams.download)
 
     def setup(self, stage: str | None = None) -> None:
         if self.dataset is None:

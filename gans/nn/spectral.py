@@ -24,6 +24,14 @@ def spectral_norm(module: nn.Module, enabled: bool = True, n_power_iterations: i
     return nn.utils.parametrizations.spectral_norm(module, n_power_iterations=n_power_iterations, eps=eps)
 
 
+def weight_of(module: nn.Module) -> Tensor:
+    """The trained weight of a plain or spectrally normalised layer: under torch's parametrization the unnormalised
+    ``original`` (what an initialiser must write), else ``module.weight``."""
+    if nn.utils.parametrize.is_parametrized(module, "weight"):
+        return module.parametrizations.weight.original
+    return module.weight
+
+
 def sn_conv2d(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0, bias: bool = True, sn: bool = True) -> nn.Module:
     """A 2d convolution, spectrally normalised when ``sn``."""
     return spectral_norm(nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias), sn)

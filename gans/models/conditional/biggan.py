@@ -76,7 +76,7 @@ from gans.errors import ConfigError
 from gans.labels import LabelSpace
 from gans.training.latents import truncated_normal
 from gans.nn.conditional import ClassEmbedding, ProjectionHead
-from gans.nn.spectral import SelfAttention, sn_conv2d, sn_linear
+from gans.nn.spectral import weight_of, SelfAttention, sn_conv2d, sn_linear
 from gans.nn.cross_replica import cross_replica_batchnorm, local_batchnorm, set_sum_over_ranks
 from gans.training.losses import orthogonal_penalty
 from gans.nn.resnet import DiscriminatorBlock, GeneratorBlock
@@ -122,13 +122,6 @@ def check_attention(resolutions: Sequence[int], available: Sequence[int], networ
             f"output {sorted(set(available))}: set model.init_args.{network[0].lower()}_attention to some of these ([] = none)."
         )
     return wanted
-
-
-def weight_of(module: nn.Module) -> Tensor:
-    """The trained weight of a layer: the unnormalised one under torch's spectral-norm parametrization."""
-    if parametrize.is_parametrized(module, "weight"):
-        return module.parametrizations.weight.original
-    return module.weight
 
 
 @torch.no_grad()

@@ -59,10 +59,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gans.training.gan_module import GANModule
+from gans.training.phases import lr_ratio
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
 from gans.nn.conditional import ConditionalBatchNorm2d, ProjectionHead
-from gans.nn.spectral import sn_conv2d
+from gans.nn.spectral import weight_of, sn_conv2d
 from gans.nn.resnet import DiscriminatorBlock, GeneratorBlock
 
 Architecture = Literal["resnet", "cnn"]
@@ -91,17 +92,11 @@ def check_geometry(architecture: str, img_resolution: int) -> None:
         raise ConfigError(f"Unknown SNGAN architecture {architecture!r}: choose 'resnet' or 'cnn'.")
 
 
-def _weight(module: nn.Module) -> Tensor:
-    """The trainable weight of a plain or spectrally normalised layer (the parametrization's ``original``)."""
-    parametrizations = getattr(module, "parametrizations", None)
-    return parametrizations.weight.original if parametrizations is not None else module.weight
-
-
 def xavier_(module: nn.Module | None, gain: float = 1.0) -> None:
     """Glorot-uniform weight with ``gain``, zero bias (the official code's ``GlorotUniform`` initialisers)."""
     if module is None:
         return
-    nn.init.xavier_uniform_(_weight(module), gain=gain)
+    nn.init.xavier_uniform_(weight_of(module), gain=gain)
     if getattr(module, "bias", None) is not None:
         nn.init.zeros_(module.bias)
 
@@ -116,7 +111,7 @@ def init_residual_(block: GeneratorBlock | DiscriminatorBlock) -> None:
 def normal_init_(module: nn.Module) -> None:
     """N(0, 0.02) weights and zero biases for the standard CNN's layers (chainer-gan-lib's ``wscale``)."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-        nn.init.normal_(_weight(module), 0.0, 0.02)
+        nn.init.normal_(weight_of(module), 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
 
@@ -306,8 +301,8 @@ class SNGAN(GANModule):
         factor = max(0.0, 1.0 - self.images_seen / (hp.max_kimg * 1000))
         opt_d, opt_g = self.optimizers()
         for opt, lr in ((opt_d, hp.lr_d), (opt_g, hp.lr_g)):
-            for group in opt.param_groups:
-                group["lr"] = lr * factor
+            for group in opt.param_groups:  # times the lazy-regularisation correction the optimizer was built with
+                group["lr"] = lr * factor * lr_ratio(group)
 
 
 class ProjectionGAN(SNGAN):
