@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from callbacks.schedule import KimgSchedule
 from gans.errors import ConfigError
+from gans.training import lightning_compat
 
 
 class KimgCheckpoint(ModelCheckpoint):
@@ -54,7 +55,7 @@ class KimgCheckpoint(ModelCheckpoint):
 
     @property
     def state_key(self) -> str:
-        return self._generate_state_key(monitor=self.monitor, mode=self.mode, every_kimg=self.every_kimg)
+        return lightning_compat.checkpoint_state_key(self, monitor=self.monitor, mode=self.mode, every_kimg=self.every_kimg)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.schedule.due(pl_module.images_seen) and self._may_save(trainer):
@@ -79,15 +80,8 @@ class KimgCheckpoint(ModelCheckpoint):
         """Nothing: a GAN run has no validation loop to follow."""
 
     def _save(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        candidates = self._monitor_candidates(trainer)
-        self._save_topk_checkpoint(trainer, candidates)
-        self._save_last_checkpoint(trainer, candidates)
+        lightning_compat.save_checkpoint_now(self, trainer, {"kimg": torch.tensor(pl_module.images_seen / 1000.0)})
         self._saved_at_images = pl_module.images_seen
-
-    def _monitor_candidates(self, trainer: L.Trainer) -> dict[str, torch.Tensor]:
-        candidates = super()._monitor_candidates(trainer)
-        candidates["kimg"] = torch.tensor(trainer.lightning_module.images_seen / 1000.0)
-        return candidates
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "next_images": self.schedule.next_images}

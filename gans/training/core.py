@@ -49,6 +49,7 @@ from torch import Tensor, nn
 
 from gans.training import distributed
 from gans import legacy
+from gans.training import lightning_compat
 from gans.errors import ConfigError, NonFiniteLossError
 
 # Strategies whose class (or a base class) has one of these names are refused, with the reason.
@@ -190,9 +191,9 @@ class AdversarialModule(L.LightningModule):
         if self.trainer.world_size > 1:
             self.seed_rank_stream()
         for callback in self.trainer.checkpoint_callbacks:
-            if getattr(callback, "_every_n_train_steps", 0) and not hasattr(callback, "every_kimg"):
+            if lightning_compat.every_n_train_steps(callback) and not hasattr(callback, "every_kimg"):
                 rank_zero_warn(
-                    f"{type(callback).__name__}(every_n_train_steps={callback._every_n_train_steps}) counts trainer.global_step, "
+                    f"{type(callback).__name__}(every_n_train_steps={lightning_compat.every_n_train_steps(callback)}) counts trainer.global_step, "
                     f"the optimizer steps of every phase (2 per batch, irregular with n_critic > 1), so saves are skipped: "
                     f"use callbacks.KimgCheckpoint(every_kimg=...) instead."
                 )
@@ -425,10 +426,7 @@ class AdversarialModule(L.LightningModule):
         """Lightning counts the batch dropped by :meth:`request_new_epoch` as ready and processed but never
         started; left so, its restart logic would take every later checkpoint for one saved mid-batch."""
         self._epoch_cut_short = False
-        progress = self.trainer.fit_loop.epoch_loop.batch_progress
-        for counter in (progress.total, progress.current):
-            counter.ready -= 1
-            counter.processed -= 1
+        lightning_compat.uncount_dropped_batch(self.trainer)
 
     def on_train_start(self) -> None:
         self._nonfinite_reported = self.nonfinite_steps  # a resumed run warns only about its own skips
@@ -449,8 +447,7 @@ class AdversarialModule(L.LightningModule):
             self._end_epoch_requested, self._epoch_cut_short = False, True
             return -1  # Lightning: skip the rest of this epoch
         self._wrap_networks_for_ddp()
-        connector = self.trainer._logger_connector
-        self._log_now = self.batches == 0 or connector.should_update_logs
+        self._log_now = self.batches == 0 or lightning_compat.logging_this_batch(self.trainer)
         return None
 
     def log_train(self, metrics: dict[str, Any], prog_bar: bool = False, always: bool = False) -> None:

@@ -33,9 +33,10 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Iterable
 
 import torch
-from lightning.pytorch.overrides.distributed import prepare_for_backward
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
+
+from gans.training.lightning_compat import prepare_for_backward
 
 
 def poison_nonfinite(loss: Tensor, nonfinite: Tensor) -> Tensor:
