@@ -1,4 +1,4 @@
-"""Lightning callbacks for GAN training: generator EMA, sample pictures, prediction writing, FID/KID, lazy regularisation,
+"""Lightning callbacks for GAN training: generator EMA, sample pictures, prediction writing, FID/KID,
 perceptual path length,
 conditional accuracy, image-to-image pictures, checkpoints every N kimg, progressive growing (SPEC section 5)."""
 
@@ -6,7 +6,7 @@ from callbacks.checkpoint import KimgCheckpoint
 from callbacks.cond_acc import ConditionalAccuracy
 from callbacks.ema import EMA
 from callbacks.fid import FID
-from callbacks.lazy_regularization import LazyRegularization
+from callbacks.lazy_regularization import LazyRegularization  # removed: refuses, naming the model settings
 from callbacks.ppl import PPL
 from callbacks.progressive import ProgressiveGrowing
 from callbacks.run_id import WandbRunId

@@ -44,7 +44,7 @@ from gans.nn.basic import eval_mode
 from gans.tools.pictures import logger_step
 from callbacks.schedule import KimgMetric
 from datamodules.images import ImageDataset
-from gans.training import distributed
+from gans.training import contracts, distributed
 from gans.cache import cache_root
 from gans.errors import ConfigError
 from gans.labels import LabelSpace, head_names
@@ -160,13 +160,13 @@ class ConditionalAccuracy(KimgMetric):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
-        label_space = getattr(pl_module, "label_space", None)
-        if label_space is None or not label_space.conditional:
+        contracts.require(pl_module, contracts.Sampler, "callbacks.ConditionalAccuracy", "remove callbacks.ConditionalAccuracy for this model")
+        if not pl_module.label_space.conditional:
             raise ConfigError(
                 f"callbacks.ConditionalAccuracy scores conditional generators, but {type(pl_module).__name__} is unconditional "
                 f"(num_classes: 0): set model.init_args.num_classes (and a labelled datamodule), or remove the callback."
             )
-        shape = getattr(trainer.datamodule, "data_shape", None) or getattr(pl_module, "data_shape", None)
+        shape = contracts.data_shape(trainer.datamodule, pl_module)
         if shape is None or len(shape) != 3:
             raise ConfigError(f"ConditionalAccuracy classifies images, but the data have shape {shape}: remove callbacks.ConditionalAccuracy.")
         self._real_logged = False
@@ -182,7 +182,7 @@ class ConditionalAccuracy(KimgMetric):
         )
 
     def cache_path(self, datamodule: Any, heads: tuple[int, ...], data_shape: tuple[int, ...]) -> Path | None:
-        if datamodule is None or not hasattr(datamodule, "cache_key"):
+        if not isinstance(datamodule, contracts.CacheKeyed):
             return None  # no stable identity for the data: the classifier is kept for this run only
         digest = hashlib.sha1(json.dumps(self.settings(heads, data_shape), sort_keys=True).encode()).hexdigest()[:10]
         return self.cache_dir / f"{datamodule.cache_key()}-classifier-{digest}.pt"
@@ -227,10 +227,9 @@ class ConditionalAccuracy(KimgMetric):
         if self.classifier is not None:
             return
         heads = pl_module.label_space.heads
-        datamodule = trainer.datamodule
-        dataset = datamodule.real_dataset() if datamodule is not None and hasattr(datamodule, "real_dataset") else trainer.train_dataloader.dataset
+        dataset = contracts.real_dataset(trainer)
         channels, *size = dataset[0][0].shape
-        path = self.cache_path(datamodule, heads, (channels, *size))
+        path = self.cache_path(trainer.datamodule, heads, (channels, *size))
         payload = None
         if trainer.is_global_zero:
             if path is not None and path.is_file():

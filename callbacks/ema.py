@@ -16,7 +16,8 @@ statistics) are copied, not averaged. The state (images at the last update) is s
 The averaged generator lives on the module as ``generator_ema``: it is saved in and restored
 from checkpoints with the rest of the state dict, and :meth:`gans.training.gan_module.GANModule.sample`,
 sample grids and ``lightning predict`` use it. A model with several generators names them in
-``ema_networks`` (CycleGAN: ``generator_ab``, ``generator_ba``); each is averaged into ``<name>_ema``. Every DDP rank computes the same average from
+``ema_networks`` (:class:`gans.training.contracts.EMAHost`; GANModule: ``generator``; CycleGAN:
+``generator_ab``, ``generator_ba``); each is averaged into ``<name>_ema``. Every DDP rank computes the same average from
 the same parameters, so it needs no communication.
 """
 
@@ -28,6 +29,7 @@ import lightning as L
 import torch
 from torch import nn
 
+from gans.training import contracts
 from gans.training.gan_module import frozen_copy
 from gans.errors import ConfigError
 
@@ -47,11 +49,6 @@ def ema_update_(ema: nn.Module, source: nn.Module, beta: float) -> None:
         torch._foreach_lerp_(ema_params, params, 1.0 - beta)
     for b_ema, b in zip(ema.buffers(), source.buffers(), strict=True):
         b_ema.copy_(b)
-
-
-def ema_networks(pl_module: L.LightningModule) -> tuple[str, ...]:
-    """The networks to average: the module's ``ema_networks``, else its ``generator``."""
-    return tuple(getattr(pl_module, "ema_networks", ("generator",)))
 
 
 class EMA(L.Callback):
@@ -80,9 +77,11 @@ class EMA(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # Before the strategy wraps the model and before a checkpoint is restored into it.
-        for name in ema_networks(pl_module):
-            if getattr(pl_module, f"{name}_ema", None) is None:
-                setattr(pl_module, f"{name}_ema", frozen_copy(getattr(pl_module, name)))
+        contracts.require(pl_module, contracts.EMAHost, "callbacks.EMA", "use a gans model (GANModule or TranslationGAN), or remove callbacks.EMA")
+        for name in pl_module.ema_networks:
+            network = contracts.network(pl_module, name, "callbacks.EMA")
+            if contracts.ema_copy(pl_module, name) is None:
+                setattr(pl_module, contracts.ema_name(name), frozen_copy(network))
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._g_steps_seen = pl_module.g_steps
@@ -99,8 +98,8 @@ class EMA(L.Callback):
         if self.rampup is not None:
             half_life = min(half_life, pl_module.images_seen * self.rampup)
         beta = ema_beta(images, half_life) if pl_module.images_seen >= self.start_kimg * 1000 else 0.0
-        for name in ema_networks(pl_module):
-            ema_update_(getattr(pl_module, f"{name}_ema"), getattr(pl_module, name), beta)
+        for name in pl_module.ema_networks:
+            ema_update_(contracts.ema_copy(pl_module, name), contracts.network(pl_module, name, "callbacks.EMA"), beta)
         pl_module.log_train({"train/ema_beta": beta})
 
     def state_dict(self) -> dict[str, Any]:

@@ -18,7 +18,8 @@ Protocol, so numbers compare across runs, batch sizes and numbers of GPUs:
   see :mod:`gans.metrics.inception`), then one feature pass feeds every metric.
 - The features of the real images are computed once per dataset, resolution, extractor and
   ``num_real`` and cached on disk (``<cache_dir>/<data key>-<extractor>-n<num_real>.pt``); under
-  DDP each rank extracts its share and the statistics are reduced once.
+  DDP rank 0 decides whether the cache is used (and alone reads and writes it), each rank extracts
+  its share and the statistics are reduced once.
 - torchmetrics reduces the metric states across ranks at ``compute`` through the Lightning
   strategy (:func:`gans.training.distributed.gather_uneven`), so every rank gets the same value on any
   launcher (DDP, XLA). The generator's buffers are averaged over ranks first. The evaluation never touches the global RNG: training continues identically
@@ -47,7 +48,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from gans.nn.basic import eval_mode
 from gans.tools.pictures import logger_step
 from callbacks.schedule import KimgMetric
-from gans.training import distributed
+from gans.training import contracts, distributed
 from gans.cache import cache_root
 from gans.errors import ConfigError
 from gans.metrics.inception import InceptionFeatures, to_uint8
@@ -131,9 +132,10 @@ class FID(KimgMetric):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
-        shape = getattr(trainer.datamodule, "data_shape", None) or getattr(pl_module, "data_shape", None)
+        contracts.require(pl_module, contracts.Sampler, "callbacks.FID", "remove callbacks.FID for this model")
+        shape = contracts.data_shape(trainer.datamodule, pl_module)
         if shape is not None and len(shape) != 3:
-            raise ConfigError(f"FID compares images, but the data have shape {tuple(shape)}: remove callbacks.FID for this data.")
+            raise ConfigError(f"FID compares images, but the data have shape {shape}: remove callbacks.FID for this data.")
         if self._extractor is None:
             self._extractor = self.feature_extractor if self.feature_extractor is not None else InceptionFeatures()
 
@@ -179,7 +181,7 @@ class FID(KimgMetric):
         """Build the metrics and fill in the real statistics, from the cache or by one pass over the data."""
         if self._real_ready:
             return
-        dataset = self._real_dataset(trainer)
+        dataset = contracts.real_dataset(trainer)
         num_real = min(self.num_real, len(dataset))
         if num_real < self.num_real:
             rank_zero_warn(f"FID: the data hold {len(dataset)} images, fewer than num_real={self.num_real}; using all of them.")
@@ -201,7 +203,7 @@ class FID(KimgMetric):
             metric.to(device)
 
         path = self._cache_path(trainer, num_real)
-        if not self._load_cache(path, num_features, trainer.global_rank):
+        if not self._load_cache(path, num_features, strategy):
             rank_zero_info(f"FID: extracting features of {num_real} real images (cached afterwards in {path or 'memory only'}).")
             for indices in rank_block(num_real, trainer.global_rank, trainer.world_size).split(self.batch_size):
                 images = torch.stack([dataset[int(i)][0] for i in indices])
@@ -221,34 +223,34 @@ class FID(KimgMetric):
                 empty = torch.zeros(0, kid.inception.num_features, device=kid.device)
                 setattr(kid, name, [torch.cat(parts) if parts else empty])
 
-    def _real_dataset(self, trainer: L.Trainer):
-        datamodule = trainer.datamodule
-        if datamodule is not None and hasattr(datamodule, "real_dataset"):
-            return datamodule.real_dataset()
-        return trainer.train_dataloader.dataset
-
     def _cache_path(self, trainer: L.Trainer, num_real: int) -> Path | None:
         datamodule = trainer.datamodule
-        if datamodule is None or not hasattr(datamodule, "cache_key"):
+        if not isinstance(datamodule, contracts.CacheKeyed):
             return None  # no stable identity for the data: statistics are kept for this run only
-        extractor = getattr(self._extractor, "cache_name", type(self._extractor).__qualname__)
+        extractor = self._extractor.cache_name if isinstance(self._extractor, contracts.CacheNamed) else type(self._extractor).__qualname__
         return self.cache_dir / f"{datamodule.cache_key()}-{extractor}-n{num_real}.pt"
 
-    def _load_cache(self, path: Path | None, num_features: int, rank: int) -> bool:
+    def _load_cache(self, path: Path | None, num_features: int, strategy: Any) -> bool:
         """Put the cached real statistics on rank 0 (the other ranks keep empty ones, so the DDP sums are
-        right); False when there is no usable cache."""
-        if path is None or not path.is_file():
-            return False
-        stats = torch.load(path, map_location="cpu", weights_only=True)
-        if stats["sum"].shape[0] != num_features or (self.kid and "features" not in stats):
+        right); False, on every rank, when rank 0 has no usable cache.
+
+        Rank 0 decides and broadcasts its verdict (as :class:`callbacks.ConditionalAccuracy` does with its
+        classifier): a rank that decided alone, not seeing the file (a disk of its own, a cache written while
+        it looked), would extract features and enter the reduction of :meth:`_save_cache` by itself and hang."""
+        stats = None
+        if strategy.is_global_zero and path is not None and path.is_file():
+            stats = torch.load(path, map_location="cpu", weights_only=True)
+            if stats["sum"].shape[0] != num_features or (self.kid and "features" not in stats):
+                stats = None
+        if not strategy.broadcast(stats is not None, src=0):
             return False
         fid = self._metrics["fid"]
-        if rank == 0:
+        if stats is not None:
             fid.real_features_sum = stats["sum"].to(fid.device)
             fid.real_features_cov_sum = stats["cov_sum"].to(fid.device)
             fid.real_features_num_samples = stats["num"].to(fid.device)
         if "kid" in self._metrics:
-            features = stats["features"] if rank == 0 else stats["features"][:0]
+            features = stats["features"] if stats is not None else torch.zeros(0, num_features)
             self._metrics["kid"].real_features = [features.to(fid.device)]
         return True
 

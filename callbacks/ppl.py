@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any, Literal
+from typing import Literal
 
 import lightning as L
 import torch
@@ -44,8 +44,9 @@ from callbacks.fid import rank_block
 from gans.nn.basic import eval_mode
 from gans.tools.pictures import logger_step
 from callbacks.schedule import KimgMetric
-from gans.training import distributed
+from gans.training import contracts, distributed
 from gans.errors import ConfigError
+from gans.labels import LabelSpace
 from gans.training.latents import lerp, slerp
 from gans.metrics.perceptual import Distance, InceptionDistance, per_image
 from gans.tools.projector import noise_buffers
@@ -93,7 +94,7 @@ def randomize_noise_(synthesis: nn.Module, seed: int) -> None:
 
 @torch.no_grad()
 def path_distances(
-    generator: nn.Module,
+    generator: contracts.StyleGenerator,
     z0: Tensor,
     z1: Tensor,
     t: Tensor,
@@ -140,8 +141,8 @@ def global_batches(indices: Tensor, batch_size: int) -> tuple[Tensor, ...]:
 
 
 def perceptual_path_length(
-    generator: nn.Module,
-    label_space: Any,
+    generator: contracts.StyleGenerator,
+    label_space: LabelSpace,
     indices: Tensor,
     distance: Distance,
     epsilon: float = 1e-4,
@@ -153,7 +154,7 @@ def perceptual_path_length(
 ) -> Tensor:
     """The scaled distances ``[len(indices)]`` of the paths numbered ``indices`` (unfiltered; one process).
 
-    ``generator`` follows :mod:`gans.models.style.base`; it is deep-copied when its noise maps are randomised (once per
+    ``generator`` is a :class:`gans.training.contracts.StyleGenerator`; it is deep-copied when its noise maps are randomised (once per
     global batch of ``batch_size`` paths, :func:`global_batches`), so the caller's is left alone.
     ``label_space`` (:class:`gans.labels.LabelSpace`) gives path i its label.
     """
@@ -228,12 +229,7 @@ class PPL(KimgMetric):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
-        generator = getattr(pl_module, "sampling_generator", None)
-        if generator is None or not all(hasattr(generator, name) for name in ("mapping", "synthesis", "num_ws")):
-            raise ConfigError(
-                f"PPL measures paths in a style-based generator's latent space (gans.models.style.base protocol: mapping, synthesis), "
-                f"and {type(pl_module).__name__} has none: remove callbacks.PPL for this model."
-            )
+        contracts.require(pl_module, contracts.StyleSampler, "callbacks.PPL", "it measures paths in W; remove callbacks.PPL for this model")
         if self._distance is None:
             self._distance = self.distance if self.distance is not None else InceptionDistance()
 

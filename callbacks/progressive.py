@@ -7,15 +7,16 @@ alike, and the real images are faded the same way) and then trains stable (``sta
 resolution has only a stable phase and the last one stays stable until the run ends. The paper shows
 800k images per phase; StyleGAN's official configs 600k.
 
-The callback drives two small protocols, so that any growing model and any datamodule can use it:
+The callback drives two contracts (:mod:`gans.training.contracts`), so that any growing model and any
+datamodule can use it:
 
-- the model (:class:`gans.ProGAN`, StyleGAN): ``resolutions`` (the stages it can run at, ascending),
-  ``set_growth(resolution, alpha)``, ``current_resolution`` and ``alpha``; it brings real images to
-  the stage itself and keeps the stage in its checkpoints;
-- the datamodule (optional, :class:`datamodules.ImageFolderDataModule` and its subclasses):
-  ``set_stage(resolution, batch_size)`` makes the next ``train_dataloader()`` serve images
+- the model, a :class:`gans.training.contracts.GrowingModel` (:class:`gans.ProGAN`, StyleGAN): ``resolutions``
+  (the stages it can run at, ascending), ``set_growth(resolution, alpha)``, ``current_resolution`` and
+  ``alpha``; it brings real images to the stage itself and keeps the stage in its checkpoints; required;
+- the datamodule, a :class:`gans.training.contracts.GrowingData` (:class:`datamodules.ImageFolderDataModule` and
+  its subclasses): ``set_stage(resolution, batch_size)`` makes the next ``train_dataloader()`` serve images
   average-pooled to ``resolution`` in batches of ``batch_size``, so small stages do not load full-size
-  images. Per-resolution batch sizes need it.
+  images. Optional; per-resolution batch sizes need it.
 
 When the images or batch size served change, the dataloaders are rebuilt: at the end of the epoch if the
 change falls there, else the epoch ends before the next batch (drawn from the old dataloader) trains
@@ -38,8 +39,8 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from gans.errors import ConfigError
-
-GROWTH_PROTOCOL = ("resolutions", "set_growth", "current_resolution", "alpha")
+from gans.training import contracts
+from gans.training.phases import lr_ratio
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,9 @@ class ProgressiveGrowing(Callback):
             fade_kimg: thousands of real images per fade-in (ProGAN paper: 800; StyleGAN: 600); 0 = no fade-in.
             batch_size: batch size per device at the named resolutions (paper: 16, and 14, 6, 3 at 256, 512, 1024);
                 other resolutions keep the datamodule's. Needs a datamodule with ``set_stage``.
-            lr: learning rate of every optimizer at the named resolutions (official: {1024: 0.0015} on one GPU);
-                other resolutions keep the model's. Not with lr schedulers (refused).
+            lr: learning rate of every optimizer at the named resolutions (official: {1024: 0.0015} on one GPU), times
+                the optimizer's lazy-regularisation correction (:func:`gans.training.phases.lr_ratio`); other
+                resolutions keep the model's. Not with lr schedulers (refused).
             reset_optimizers: clear the optimizers' state (Adam moments) at every phase boundary (official: yes).
         """
         super().__init__()
@@ -128,19 +130,14 @@ class ProgressiveGrowing(Callback):
         self._reload_setting: int | None = None  # the trainer's reload_dataloaders_every_n_epochs while we override it
         self._announced: set[int] = set()
 
-    # Set-up: check both protocols, build the schedule, put model and data at the phase of images_seen.
+    # Set-up: check both contracts, build the schedule, put model and data at the phase of images_seen.
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
         self.phase_index, self.base_lr, self.base_batch_size, self._served = None, None, None, None  # a new fit
         self._announced = set()
-        missing = [name for name in (*GROWTH_PROTOCOL, "request_new_epoch") if not hasattr(pl_module, name)]
-        if missing:
-            raise ConfigError(
-                f"ProgressiveGrowing needs a growing model ({', '.join(GROWTH_PROTOCOL)}); {type(pl_module).__name__} "
-                f"lacks {', '.join(missing)}: use gans.ProGAN (or StyleGAN), or remove the callback."
-            )
+        contracts.require(pl_module, contracts.GrowingModel, "callbacks.ProgressiveGrowing", "use gans.ProGAN (or StyleGAN), or remove the callback")
         stages = list(pl_module.resolutions)
         if self.start_resolution not in stages:
             raise ConfigError(f"ProgressiveGrowing start_resolution {self.start_resolution} is not a stage of {type(pl_module).__name__}: choose one of {stages}.")
@@ -148,16 +145,16 @@ class ProgressiveGrowing(Callback):
         if unknown:
             raise ConfigError(f"ProgressiveGrowing batch_size/lr name resolutions {unknown} that {type(pl_module).__name__} does not have: use {stages}.")
         datamodule = trainer.datamodule
-        if self.batch_size and not hasattr(datamodule, "set_stage"):
-            raise ConfigError(
-                f"ProgressiveGrowing batch_size needs a datamodule with set_stage(resolution, batch_size); "
-                f"{type(datamodule).__name__} has none: use datamodules.ImageFolderDataModule (or a subclass), or drop batch_size."
+        if self.batch_size:
+            contracts.require(
+                datamodule, contracts.GrowingData, "ProgressiveGrowing batch_size",
+                "use datamodules.ImageFolderDataModule (or a subclass), or drop batch_size",
             )
         if self.lr and trainer.lr_scheduler_configs:
             raise ConfigError("ProgressiveGrowing lr sets the learning rate per resolution and would fight the lr schedulers: use one of them.")
-        self.base_batch_size = getattr(datamodule, "batch_size", None)
+        self.base_batch_size = datamodule.batch_size if isinstance(datamodule, contracts.GrowingData) else None
         self.schedule = GrowthSchedule([r for r in stages if r >= self.start_resolution], self.stable_kimg, self.fade_kimg)
-        max_kimg = getattr(pl_module, "max_kimg", 0)
+        max_kimg = pl_module.max_kimg
         if max_kimg and max_kimg * 1000 < self.schedule.final_resolution_start():
             phase = self.schedule.phase_at(round(max_kimg * 1000))
             rank_zero_warn(
@@ -222,7 +219,7 @@ class ProgressiveGrowing(Callback):
     def _serve(self, trainer: L.Trainer, resolution: int) -> bool:
         """Point the datamodule at ``resolution``; whether that changes what its dataloader serves."""
         datamodule = trainer.datamodule
-        if not hasattr(datamodule, "set_stage"):
+        if not isinstance(datamodule, contracts.GrowingData):
             return False
         want = (resolution, self.batch_size.get(resolution, self.base_batch_size))
         if want == self._served:
@@ -236,8 +233,8 @@ class ProgressiveGrowing(Callback):
         if not self.lr:
             return  # the optimizers keep their own learning rates
         groups = [group for opt in trainer.optimizers for group in opt.param_groups]
-        for group, base in zip(groups, self.base_lr):
-            group["lr"] = self.lr.get(resolution, base)
+        for group, base in zip(groups, self.base_lr):  # a set lr carries the optimizer's lazy-regularisation correction
+            group["lr"] = self.lr[resolution] * lr_ratio(group) if resolution in self.lr else base
 
     def _announce(self, pl_module: L.LightningModule, phase: Phase) -> None:
         kind = "fading in" if phase.fade else "stable"

@@ -17,11 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from datamodules.toy import mode_coverage
+from datamodules.toy import ToyDataModule, mode_coverage
 from gans.labels import LabelSpace, class_names_per_head
 
 
 from gans.nn.basic import eval_mode
+from gans.training import contracts
 from gans.tools.pictures import batch_images, class_grid_labels, real_vs_fake_grid, run_dir, save_picture, scatter_picture, write_labels
 
 
@@ -61,10 +62,11 @@ class SampleGrid(L.Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         g = torch.Generator().manual_seed(self.seed)
-        label_space = getattr(pl_module, "label_space", None)
-        conditional = label_space is not None and label_space.conditional
+        contracts.require(pl_module, contracts.Sampler, "callbacks.SampleGrid", "use callbacks.TranslationGrid for image-to-image models")
+        label_space = pl_module.label_space
+        conditional = label_space.conditional
         if conditional:
-            shape = getattr(trainer.datamodule, "data_shape", None) or getattr(pl_module, "data_shape", None)
+            shape = contracts.data_shape(trainer.datamodule, pl_module)
             conditional_images = shape is None or len(shape) == 3
         self._label_space = label_space if conditional and conditional_images else None
         if self._label_space is not None:  # one row per class of the first head, one latent per column
@@ -131,9 +133,8 @@ class SampleGrid(L.Callback):
             self._fill_class_rows(batch)
             return self._real
         if real.dim() == 2:  # points: use more of the data set for the background
-            dataset = getattr(trainer.datamodule, "dataset", None)
-            if dataset is not None:
-                return dataset[: max(2000, self.num_samples)][0].cpu()
+            if isinstance(trainer.datamodule, contracts.RealImages):
+                return trainer.datamodule.real_dataset()[: max(2000, self.num_samples)][0].cpu()
         return real[: self.num_samples].detach().cpu()
 
     def _fill_class_rows(self, batch: Any) -> None:
@@ -158,7 +159,7 @@ class SampleGrid(L.Callback):
         with eval_mode(pl_module):
             fake = pl_module.sample(len(self._z), labels=labels, z=self._z).float().cpu()
         if fake.dim() == 2:
-            mixture = getattr(trainer.datamodule, "hparams", {}).get("mixture")
+            mixture = trainer.datamodule.hparams.mixture if isinstance(trainer.datamodule, ToyDataModule) else None
             title = f"step {step}"
             if mixture is not None:
                 covered, quality = mode_coverage(fake, mixture)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,26 @@ def quiet_trainer(root: Path, max_steps: int, **overrides: Any) -> L.Trainer:
     return L.Trainer(**settings)
 
 
+def run_ranks(script: Path, *args: Any, cwd: Path, timeout: float = 300) -> str:
+    """Run a DDP test script, ``python script *args``, whose Lightning launcher starts the other ranks, and return its
+    stderr; fails the test, with the end of stderr, when the script fails or outlasts ``timeout`` seconds.
+
+    One thread per process (two ranks on a 2-core machine, no OpenMP oversubscription), and a session of its own: a
+    rank left waiting in a collective that no other rank enters is killed with the rest on timeout, not left behind."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with subprocess.Popen([sys.executable, str(script), *map(str, args)], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True) as process:
+        try:
+            _, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            _, stderr = process.communicate()
+            raise AssertionError(f"{script.name} {' '.join(map(str, args))} still running after {timeout} s (a rank waiting in a collective?):\n"
+                                 f"{stderr[-3000:]}") from None
+    assert process.returncode == 0, stderr[-3000:]
+    return stderr
+
+
 class TinyFeatures(nn.Module):
     """A fixed random conv net: uint8 images to 8 features (the mean and spread of 4 filter responses);
     counts the images it sees. A stand-in for Inception in tests of callbacks.FID."""
@@ -47,7 +71,7 @@ class TinyFeatures(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         assert images.dtype == torch.uint8
         self.images_seen += images.shape[0]
-        h = self.conv(images.float().mean(1, keepdim=True) / 127.5 - 1)  # colour images: their grey level
+        h = self.conv(images.float() / 127.5 - 1)
         return torch.cat([h.mean((2, 3)), h.std((2, 3))], dim=1)
 
 

@@ -62,7 +62,7 @@ def test_ddp_stylegan2_with_lazy_regularisation_keeps_ranks_identical(tmp_path: 
     assert {"generator", "discriminator"} <= moved
     assert not torch.equal(after["generator_ema.synthesis.b16.conv1.weight"], after["generator.synthesis.b16.conv1.weight"])
     assert not torch.equal(rank0["after"]["generator.mapping.w_avg"], rank0["before"]["generator.mapping.w_avg"])
-    # max_steps 30 = 15 batches of a D and a G step (the lazy regulariser steps are not in Lightning's count).
+    # max_steps 46 = 15 batches of a D and a G step, plus R1 and path length steps at batches 0, 2, ..., 14.
     assert rank0["d_steps"] == rank1["d_steps"] == rank0["g_steps"] == rank1["g_steps"] == 15
     assert rank0["pl_mean"] > 0 and torch.equal(rank0["pl_mean"], rank1["pl_mean"])
 

@@ -80,14 +80,13 @@ def fit_with_machinery(root: Path, mnist_root: Path, max_epochs: int, ckpt_path:
     state a resume must restore."""
     from lightning.pytorch.plugins import MixedPrecision
 
-    from callbacks import EMA, FID, LazyRegularization
+    from callbacks import EMA, FID
     from datamodules import MNISTDataModule
     from helpers import TinyFeatures
 
     L.seed_everything(7)
-    model = DCGAN(img_resolution=16, img_channels=1, z_dim=8, ngf=8, ndf=8)
+    model = DCGAN(img_resolution=16, img_channels=1, z_dim=8, ngf=8, ndf=8, r1_gamma=1.0, r1_interval=2, pl_weight=2.0, pl_interval=2)
     callbacks = [
-        LazyRegularization(r1_gamma=1.0, r1_interval=2, pl_weight=2.0, pl_interval=2),
         EMA(half_life_kimg=0.05, rampup=0.5),
         FID(every_kimg=0.048, num_samples=8, num_real=16, feature_extractor=TinyFeatures(), at_end=False, cache_dir=str(root / "fid")),
         ModelCheckpoint(dirpath=root / "ckpt", save_last=True, save_top_k=0),
@@ -101,10 +100,10 @@ def fit_with_machinery(root: Path, mnist_root: Path, max_epochs: int, ckpt_path:
 
 
 def test_resume_restores_callbacks_scaler_and_ema(tmp_path: Path, mnist_root: Path) -> None:
-    straight, straight_trainer, (lazy_a, ema_a, fid_a, _) = fit_with_machinery(tmp_path / "straight", mnist_root, max_epochs=3)
+    straight, straight_trainer, (ema_a, fid_a, _) = fit_with_machinery(tmp_path / "straight", mnist_root, max_epochs=3)
     fit_with_machinery(tmp_path / "resumed", mnist_root, max_epochs=1)
     ckpt = tmp_path / "resumed" / "ckpt" / "last.ckpt"
-    resumed, resumed_trainer, (lazy_b, ema_b, fid_b, _) = fit_with_machinery(tmp_path / "resumed", mnist_root, max_epochs=3, ckpt_path=str(ckpt))
+    resumed, resumed_trainer, (ema_b, fid_b, _) = fit_with_machinery(tmp_path / "resumed", mnist_root, max_epochs=3, ckpt_path=str(ckpt))
 
     assert any(k.startswith("generator_ema.") for k in straight.state_dict())
     for name, value in straight.state_dict().items():  # G, D and the EMA generator, batch-norm statistics too
@@ -114,7 +113,7 @@ def test_resume_restores_callbacks_scaler_and_ema(tmp_path: Path, mnist_root: Pa
     assert scaler_a.get_scale() == scaler_b.get_scale() and scaler_a.state_dict() == scaler_b.state_dict()
     saved = torch.load(ckpt, weights_only=True)["MixedPrecision"]
     assert (saved["scale"], saved["_growth_tracker"]) != (2.0**10, 0)  # the scaler had moved: restoring it mattered
-    assert lazy_a.state_dict()["pl_mean"] == pytest.approx(lazy_b.state_dict()["pl_mean"], abs=0)
+    assert straight.pl_mean > 0  # compared with the whole state dict above
     assert fid_a.history == fid_b.history and len(fid_b.history) == 4  # at 0.048, 0.096, 0.144, 0.192 kimg
     for opt_a, opt_b in zip(straight_trainer.optimizers, resumed_trainer.optimizers):
         assert [g["lr"] for g in opt_a.param_groups] == [g["lr"] for g in opt_b.param_groups]

@@ -13,7 +13,7 @@ from PIL import Image
 
 from callbacks import EMA
 from datamodules import MNISTDataModule
-from gans import style_tools
+from gans import DCGAN, style_tools
 from gans.errors import ConfigError
 from gans.training.latents import seeded_latents, slerp
 from gans.metrics.perceptual import FeatureDistance, pixel_distance
@@ -282,9 +282,15 @@ def test_command_line_writes_every_figure(tmp_path: Path, checkpoint: Path, caps
 
 
 def test_load_model_refuses_other_models(tmp_path: Path) -> None:
-    torch.save({"gan_progress": {"model_class": "gans.models.classic.dcgan.DCGAN"}, "state_dict": {}}, tmp_path / "dcgan.ckpt")
-    with pytest.raises(ConfigError, match="not a style-based GAN"):
+    dcgan = DCGAN(img_resolution=16, img_channels=1, z_dim=8, ngf=8, ndf=8)
+    checkpoint = {"state_dict": dcgan.state_dict(), "hyper_parameters": dict(dcgan.hparams), "pytorch-lightning_version": L.__version__}
+    dcgan.on_save_checkpoint(checkpoint)  # the class path and RNG states a gans run saves
+    torch.save(checkpoint, tmp_path / "dcgan.ckpt")
+    with pytest.raises(ConfigError, match="style-based generator .*; DCGAN lacks sampling_generator.mapping"):
         style_tools.load_model(tmp_path / "dcgan.ckpt")
+    torch.save({"gan_progress": {"model_class": "torch.nn.Linear"}}, tmp_path / "linear.ckpt")
+    with pytest.raises(ConfigError, match="torch.nn.Linear, which is not a gans model"):
+        style_tools.load_model(tmp_path / "linear.ckpt")  # refused before the class is built
     torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
     with pytest.raises(ConfigError, match="not written by a gans run"):
         style_tools.load_model(tmp_path / "foreign.ckpt")

@@ -98,6 +98,10 @@ class ToyTranslation(TranslationGAN):
         assert images["fake_b"].requires_grad
         return self.adversarial_g_loss(self.d_b(images["fake_b"])) + self.adversarial_g_loss(self.d_a(images["fake_a"]))
 
+    def pictures(self, held_out: Any) -> list[tuple[str, Tensor]]:
+        a, _ = held_out
+        return [("A", a), ("A -> B", self.g_ab(a))]
+
 
 def toy_data(n: int = 32, batch_size: int = 4) -> torch.utils.data.DataLoader:
     a = torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(0))

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -15,11 +16,23 @@ from torchvision.utils import make_grid
 
 from datamodules.toy import mixture_centers
 from gans.labels import LabelSpace
+from gans.training import lightning_compat
 
 
 def run_dir(trainer: L.Trainer) -> Path:
-    """The folder this run writes to: the logger's version folder, else ``default_root_dir``."""
-    return Path(trainer.log_dir or trainer.default_root_dir)
+    """The folder this run writes to: the first logger's version folder (TensorBoard, CSV) or save folder (other
+    loggers), else ``default_root_dir``; the folder ``trainer.log_dir`` names, resolved on this process alone.
+
+    ``trainer.log_dir`` broadcasts rank 0's answer: a collective, which every rank must enter at the same point.
+    Pictures are drawn on rank 0 only, and there its broadcast would pair with the other ranks' next collective
+    (the run dies or hangs). Here no rank waits for another; on rank 0 the folder is the one ``trainer.log_dir``
+    gives (the logger's version is fixed once per process), and the other ranks never write to it.
+    """
+    if not trainer.loggers:
+        return Path(trainer.default_root_dir)
+    logger = trainer.loggers[0]
+    folder = logger.log_dir if isinstance(logger, (TensorBoardLogger, CSVLogger)) else logger.save_dir
+    return Path(folder or trainer.default_root_dir)
 
 
 def logger_step(trainer: L.Trainer) -> int:
@@ -28,7 +41,7 @@ def logger_step(trainer: L.Trainer) -> int:
     Not ``trainer.global_step``, which counts the D and G optimizer steps (about twice as many);
     pictures and metrics logged from callbacks use this so they line up with the losses.
     """
-    return trainer.fit_loop.epoch_loop._batches_that_stepped
+    return lightning_compat.logged_batches(trainer)
 
 
 def save_picture(trainer: L.Trainer, picture: np.ndarray, step: int, key: str = "samples") -> Path:

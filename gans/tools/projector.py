@@ -13,7 +13,8 @@ target, by Adam on ``distance(G(w, noise), target) + alpha * L_noise``:
 - the image distance is LPIPS in the paper; here any distance of :mod:`gans.metrics.perceptual` (default: the
   LPIPS-style :class:`gans.metrics.perceptual.InceptionDistance`, no download) or your own callable.
 
-What it relies on beyond the protocol of :mod:`gans.models.style.base`: with ``noise_mode="const"`` the synthesis layers
+It takes a :class:`gans.training.contracts.StyleGenerator`, checked first. What it relies on beyond that contract:
+with ``noise_mode="const"`` the synthesis layers
 read buffers whose names end in ``noise_const`` (the official naming). The projector works on a deep copy of
 the generator, makes those buffers optimisable there and leaves the caller's generator untouched. A
 generator with no such buffers is projected through w alone (with a warning).
@@ -37,6 +38,7 @@ from torch import Tensor, nn
 
 from gans.errors import ConfigError
 from gans.metrics.perceptual import Distance, FeatureDistance, per_image, resolve_distance
+from gans.training import contracts
 
 NOISE_BUFFER_SUFFIX = "noise_const"
 NOISE_REGULARIZATION_MIN_SIZE = 8  # autocorrelation is penalised down to 8x8 (Appendix D)
@@ -107,11 +109,11 @@ def noise_buffers(synthesis: nn.Module) -> dict[str, Tensor]:
 
 
 @torch.no_grad()
-def w_statistics(generator: nn.Module, c: Tensor | None, num_samples: int = 10_000, seed: int = 123, batch_size: int = 1000) -> tuple[Tensor, float]:
+def w_statistics(generator: contracts.StyleGenerator, c: Tensor | None, num_samples: int = 10_000, seed: int = 123, batch_size: int = 1000) -> tuple[Tensor, float]:
     """``(w_mean [1, 1, w_dim], w_std)``: the mean of ``num_samples`` mapped latents (latents seeded from
     ``seed``; class vector ``c [1, c_dim]`` for all) and the root mean squared distance to it, summed over
     the dimensions of w."""
-    device = generator.mapping.w_avg.device if hasattr(generator.mapping, "w_avg") else next(generator.parameters()).device
+    device = generator.mapping.w_avg.device
     g = torch.Generator().manual_seed(seed)
     ws = []
     for start in range(0, num_samples, batch_size):
@@ -129,7 +131,7 @@ def w_statistics(generator: nn.Module, c: Tensor | None, num_samples: int = 10_0
 
 
 def project(
-    generator: nn.Module,
+    generator: contracts.StyleGenerator,
     target: Tensor,
     labels: Tensor | None = None,
     *,
@@ -149,7 +151,7 @@ def project(
     """Project ``target`` into the W space of ``generator`` (StyleGAN2 Appendix D; see the module docstring).
 
     Args:
-        generator: a generator with the protocol of :mod:`gans.models.style.base` (left unchanged).
+        generator: a :class:`gans.training.contracts.StyleGenerator` (left unchanged).
         target: the image ``[C, H, W]`` or ``[1, C, H, W]`` in [-1, 1], at the generator's resolution.
         labels: for a conditional generator, the class of the target (``[1]``, or ``[1, heads]``).
         num_steps: Adam steps (1000).
@@ -165,6 +167,7 @@ def project(
         keep_steps: also return w after every step (for a video of the optimisation).
         on_step: called as ``on_step(step, distance)`` after every step (progress printing).
     """
+    contracts.require(generator, contracts.StyleGenerator, "gans.tools.projector.project")
     if num_steps < 1:
         raise ConfigError(f"project needs num_steps >= 1, got {num_steps}.")
     if target.dim() == 3:

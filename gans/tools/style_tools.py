@@ -14,14 +14,15 @@ StyleGAN (Karras et al. 2019, arXiv:1812.04948) and StyleGAN2 (Karras et al. 202
 - :func:`interpolation_frames`: a path between seeds, lerp in W or slerp in Z (section 4.2), for a GIF or a grid.
 - projection into W: :func:`gans.tools.projector.project` (StyleGAN2 Appendix D).
 
-Every function takes a generator with the protocol of :mod:`gans.models.style.base` (the EMA generator of a trained
-model: :func:`load_model`, then ``model.sampling_generator``) and returns images ``[N, C, H, W]`` in [-1, 1];
-seeds give latents as :func:`gans.training.latents.seeded_latents` (seed i is sample i of ``lightning predict``).
+Every function takes a :class:`gans.training.contracts.StyleGenerator` (the EMA generator of a trained model:
+:func:`load_model`, then ``model.sampling_generator``), checked when called, and returns images ``[N, C, H, W]``
+in [-1, 1]; seeds give latents as :func:`gans.training.latents.seeded_latents` (seed i is sample i of
+``lightning predict``). No model class is imported: a checkpoint's class is the one it names.
 
-What the tools rely on beyond the protocol: per-layer noise control (:func:`noise_only_at`) needs the synthesis
-layers that add noise to have ``resolution`` (int) and ``use_noise`` (bool, read at every forward; both
-:mod:`gans.models.style.stylegan` and :mod:`gans.models.style.stylegan2` have it); projection needs the ``noise_const`` buffers
-(:mod:`gans.tools.projector`).
+What the tools rely on beyond the contract: per-layer noise control (:func:`noise_only_at`) needs the synthesis
+layers that add noise to be :class:`gans.training.contracts.NoiseLayer` s (``resolution``, and ``use_noise`` read at
+every forward; both :mod:`gans.models.style.stylegan` and :mod:`gans.models.style.stylegan2` have them); projection
+needs the ``noise_const`` buffers (:mod:`gans.tools.projector`).
 
 Command line (``--help`` on each command lists every option)::
 
@@ -46,12 +47,15 @@ import torch
 from torch import Tensor, nn
 from torchvision.utils import make_grid
 
-from gans.tools.pictures import real_vs_fake_grid
+from gans import legacy
 from gans.errors import ConfigError, exit_on_user_error
 from gans.metrics.inception import to_uint8
-from gans.training.latents import lerp, seeded_latents, slerp
+from gans.tools.pictures import real_vs_fake_grid
 from gans.tools.projector import project
-from gans.models.style.base import StyleBasedGAN, check_noise_mode
+from gans.training import contracts
+from gans.training.contracts import check_noise_mode
+from gans.training.core import AdversarialModule
+from gans.training.latents import lerp, seeded_latents, slerp
 
 # Style ranges of StyleGAN Figure 3, by the resolution of the layer that reads each w.
 STYLE_RANGES: dict[str, Callable[[int], bool]] = {
@@ -67,7 +71,7 @@ Space = Literal["w", "z"]
 # Latents and labels.
 
 
-def class_vectors(generator: nn.Module, labels: Tensor | Sequence[int] | int | None, n: int) -> Tensor | None:
+def class_vectors(generator: contracts.StyleGenerator, labels: Tensor | Sequence[int] | int | None, n: int) -> Tensor | None:
     """The class vectors ``[n, c_dim]`` of one label repeated ``n`` times (or of ``n`` labels); None when
     unconditional. A single-head label is an int; a multi-head one a list with one class per head."""
     space = generator.label_space
@@ -87,7 +91,7 @@ def class_vectors(generator: nn.Module, labels: Tensor | Sequence[int] | int | N
 
 
 def map_seeds(
-    generator: nn.Module,
+    generator: contracts.StyleGenerator,
     seeds: Sequence[int],
     labels: Tensor | Sequence[int] | int | None = None,
     truncation_psi: float = 1.0,
@@ -103,12 +107,16 @@ def _device(generator: nn.Module) -> torch.device:
     return next(generator.parameters()).device
 
 
+def _style_generator(generator: nn.Module, tool: str) -> contracts.StyleGenerator:
+    return contracts.require(generator, contracts.StyleGenerator, f"gans.tools.style_tools.{tool}")
+
+
 # Truncation (Figure 8).
 
 
 @torch.no_grad()
 def truncation_grid(
-    generator: nn.Module,
+    generator: contracts.StyleGenerator,
     seeds: Sequence[int],
     psis: Sequence[float] = DEFAULT_PSIS,
     labels: Tensor | Sequence[int] | int | None = None,
@@ -116,6 +124,7 @@ def truncation_grid(
     noise_mode: str = "const",
 ) -> Tensor:
     """``[len(seeds) * len(psis), C, H, W]``, row-major: row i is seed i at every psi."""
+    _style_generator(generator, "truncation_grid")
     check_noise_mode(noise_mode)
     ws = map_seeds(generator, seeds, labels)  # [S, num_ws, w_dim], untruncated
     w_avg = generator.mapping.w_avg
@@ -150,7 +159,7 @@ def style_layers(ws_resolutions: Sequence[int], styles: str | Sequence[int]) -> 
 
 @torch.no_grad()
 def style_mixing_grid(
-    generator: nn.Module,
+    generator: contracts.StyleGenerator,
     seeds_a: Sequence[int],
     seeds_b: Sequence[int],
     styles: str | Sequence[int] = "coarse",
@@ -160,6 +169,7 @@ def style_mixing_grid(
 ) -> Tensor:
     """``[(1 + len(seeds_b)) * (1 + len(seeds_a)), C, H, W]`` row-major, as Figure 3: a blank corner and the
     A images on the top row; then per B seed, the B image and A's ws with B's ``styles`` layers."""
+    _style_generator(generator, "style_mixing_grid")
     check_noise_mode(noise_mode)
     layers = style_layers(generator.synthesis.ws_resolutions, styles)
     ws_a = map_seeds(generator, seeds_a, labels, truncation_psi)  # [A, num_ws, w_dim]
@@ -178,8 +188,8 @@ def style_mixing_grid(
 
 
 def noise_layers(synthesis: nn.Module) -> list[nn.Module]:
-    """The layers of ``synthesis`` that add noise: modules with ``use_noise`` and ``resolution`` attributes."""
-    layers = [m for m in synthesis.modules() if hasattr(m, "use_noise") and hasattr(m, "resolution")]
+    """The layers of ``synthesis`` that add noise: the :class:`gans.training.contracts.NoiseLayer` s among its modules."""
+    layers = [m for m in synthesis.modules() if isinstance(m, contracts.NoiseLayer)]
     if not layers:
         raise ConfigError(
             f"{type(synthesis).__name__} has no layers with `use_noise` and `resolution` attributes, so the tools cannot "
@@ -208,7 +218,7 @@ NOISE_COLUMNS = ("all", "none", "fine", "coarse")
 
 @torch.no_grad()
 def noise_grid(
-    generator: nn.Module,
+    generator: contracts.StyleGenerator,
     seeds: Sequence[int],
     labels: Tensor | Sequence[int] | int | None = None,
     truncation_psi: float = 1.0,
@@ -218,6 +228,7 @@ def noise_grid(
     """``[len(seeds) * 4, C, H, W]``, row-major, as Figure 7: per seed the same w with noise in all layers,
     in none, only at ``fine_from`` px and up, only below ``fine_from`` px. ``noise_mode``: the noise shown,
     ``"const"`` (each layer's fixed map) or ``"random"`` (drawn from the global random state)."""
+    _style_generator(generator, "noise_grid")
     if noise_mode not in ("const", "random"):
         raise ConfigError(f"noise_grid shows noise: noise_mode must be const or random, got {noise_mode!r}.")
     resolutions = {layer.resolution for layer in noise_layers(generator.synthesis)}
@@ -240,7 +251,7 @@ def noise_grid(
 
 @torch.no_grad()
 def interpolation_frames(
-    generator: nn.Module,
+    generator: contracts.StyleGenerator,
     seeds: Sequence[int],
     steps: int = 16,
     space: Space = "w",
@@ -251,6 +262,7 @@ def interpolation_frames(
     """``[len(seeds) - 1, steps, C, H, W]``: row k walks from seed k to seed k + 1 in ``steps`` frames, both
     ends included. ``space="w"``: lerp of the (truncated) ws; ``"z"``: slerp of the latents' directions with
     their lengths lerped (so the ends are exactly the seeds' latents), then mapping."""
+    _style_generator(generator, "interpolation_frames")
     check_noise_mode(noise_mode)
     if len(seeds) < 2 or steps < 2:
         raise ConfigError(f"Interpolation needs at least 2 seeds and 2 steps, got {len(seeds)} seeds and {steps} steps.")
@@ -329,12 +341,13 @@ def load_image(path: str | Path, resolution: int, channels: int) -> Tensor:
 # Checkpoints.
 
 
-def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> StyleBasedGAN:
-    """The :class:`gans.models.style.base.StyleBasedGAN` saved in a Lightning checkpoint of any gans run, in eval mode on
-    ``device``; its ``sampling_generator`` is the EMA generator when the run kept one.
+def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> contracts.StyleSampler:
+    """The style-based model (a :class:`gans.training.contracts.StyleSampler`) saved in a Lightning checkpoint of any
+    gans run, in eval mode on ``device``; its ``sampling_generator`` is the EMA generator when the run kept one.
 
-    The class is the one the checkpoint names (``gan_progress.model_class``); the file is read with
-    ``weights_only=True`` (no code from the checkpoint runs)."""
+    The class is the one the checkpoint names (``gan_progress.model_class``, an old module path translated as
+    :mod:`gans.legacy` does), and it must be a gans model; the file is read with ``weights_only=True`` (no code from
+    the checkpoint runs). A model that is not style-based is refused in one line naming what it lacks."""
     path = Path(checkpoint)
     if not path.is_file():
         raise ConfigError(f"Checkpoint {path} does not exist.")
@@ -342,15 +355,17 @@ def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> St
     class_path = header.get("gan_progress", {}).get("model_class") if isinstance(header, dict) else None
     if not class_path:
         raise ConfigError(f"{path} was not written by a gans run (no gan_progress.model_class): pass a checkpoint of a StyleGAN model.")
+    del header
+    class_path = legacy.current_name(class_path)
     module_name, _, class_name = class_path.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError):
         raise ConfigError(f"{path} was written by {class_path}, which cannot be imported here.") from None
-    if not (isinstance(cls, type) and issubclass(cls, StyleBasedGAN)):
-        raise ConfigError(f"{path} holds a {class_path}, not a style-based GAN: the StyleGAN tools need a mapping and synthesis network.")
-    del header
+    if not (isinstance(cls, type) and issubclass(cls, AdversarialModule)):
+        raise ConfigError(f"{path} names {class_path}, which is not a gans model: pass a checkpoint of a StyleGAN or StyleGAN2 run.")
     model = cls.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    contracts.require(model, contracts.StyleSampler, "gans.tools.style_tools", "pass a checkpoint of a StyleGAN or StyleGAN2 run")
     return model.to(device).eval()
 
 

@@ -23,14 +23,18 @@ core takes the same decision; XLA's ``all_gather`` concatenates along dim 0 and 
 CPU tensor, which the helpers here allow for.
 
 **Buffers** (batch-norm running statistics, a tracked mean w) do not take part in the updates, so
-they are not communicated every step: :func:`average_buffers` averages them over ranks in one
-collective whenever they are read (before a checkpoint is written, before FID, at the end of fit).
+they are not communicated every step, and each rank's follow its own data. Where they are read, their
+average over ranks is taken without touching them (:func:`averaged_buffers`): a checkpoint holds the
+averages, and an evaluation (FID, PPL) samples one network on every rank under :func:`buffers_averaged`,
+which puts each rank's own back afterwards, so writing a checkpoint or measuring FID leaves training as
+it was. Only the end of fit sets them to the average (:func:`average_buffers_`): the trained model is then
+one model on every rank, the one its last checkpoint holds (and the one ``ddp_spawn`` hands back).
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
-from typing import Any, Iterable
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, Iterable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -115,20 +119,51 @@ def mean_over_ranks(strategy: Any, value: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def average_buffers(strategy: Any, module: nn.Module) -> None:
-    """Average ``module``'s floating-point buffers over ranks (one collective); integer buffers, which
-    count steps the same on every rank, are left alone."""
+def averaged_buffers(strategy: Any, module: nn.Module) -> dict[str, Tensor]:
+    """Copies of ``module``'s floating-point buffers averaged over ranks, by ``named_buffers`` name, each in its
+    buffer's dtype and on its device; the buffers themselves are left alone. One collective per precision of
+    the sums (float64 buffers in float64, the others in float32), so no buffer is rounded through a narrower
+    type than its own. Integer buffers, which count steps the same on every rank, are not included; with one
+    process there is nothing to average (an empty dict)."""
     if strategy is None or strategy.world_size <= 1:
-        return
-    buffers = [b for b in module.buffers() if b.is_floating_point()]
-    if not buffers:
-        return
-    flat = torch.cat([b.detach().float().reshape(-1) for b in buffers])
-    flat = strategy.reduce(flat, reduce_op="mean")
-    offset = 0
-    for b in buffers:
-        b.copy_(flat[offset : offset + b.numel()].view_as(b))
-        offset += b.numel()
+        return {}
+    named = [(name, b) for name, b in module.named_buffers() if b.is_floating_point()]
+    averaged = {}
+    for precision in (torch.float32, torch.float64):
+        group = [(name, b) for name, b in named if (b.dtype == torch.float64) == (precision == torch.float64)]
+        if not group:  # the same on every rank: the ranks hold the same module
+            continue
+        flat = torch.cat([b.detach().to(precision).reshape(-1) for _, b in group])
+        flat = strategy.reduce(flat, reduce_op="mean")  # XLA returns it on the CPU
+        for (name, b), part in zip(group, flat.split([b.numel() for _, b in group])):
+            averaged[name] = part.reshape(b.shape).to(device=b.device, dtype=b.dtype)
+    return averaged
+
+
+@contextmanager
+def buffers_averaged(strategy: Any, module: nn.Module) -> Iterator[None]:
+    """A context in which ``module``'s floating-point buffers hold their average over ranks (:func:`averaged_buffers`),
+    so that every rank samples one network; each rank's own values are put back when it exits."""
+    averaged = averaged_buffers(strategy, module)
+    buffers = dict(module.named_buffers())
+    own = {name: buffers[name].detach().clone() for name in averaged}
+    with torch.no_grad():
+        for name, value in averaged.items():
+            buffers[name].copy_(value)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for name, value in own.items():
+                buffers[name].copy_(value)
+
+
+@torch.no_grad()
+def average_buffers_(strategy: Any, module: nn.Module) -> None:
+    """Set ``module``'s floating-point buffers to their average over ranks (:func:`averaged_buffers`), in place."""
+    buffers = dict(module.named_buffers())
+    for name, value in averaged_buffers(strategy, module).items():
+        buffers[name].copy_(value)
 
 
 def gather_uneven(strategy: Any, tensor: Tensor) -> list[Tensor]:

@@ -7,11 +7,16 @@ owns the updates (DDP, AMP, the non-finite guard), the progress counters, the pe
 streams and the checkpoint state; this layer adds latents, labels (:mod:`gans.labels`), sampling
 and the D/G alternation.
 
-One ``training_step`` consumes one real batch and makes one D step; every ``critic_steps()``-th
-D step is followed by one G step. So each critic iteration sees fresh real data, exactly as in
-WGAN's Algorithm 1, and ``n_critic`` can change over training (WGAN's schedule). Progress is counted
-in real images shown to D (``images_seen``, logged as ``train/kimg``) and in batches; Lightning's
-``trainer.global_step`` counts optimizer steps of every phase and is not a unit to use.
+One ``training_step`` consumes one real batch and runs the module's declared phases
+(:mod:`gans.training.phases`, as StyleGAN2-ADA's training loop): ``Dmain`` (one D step) on every batch,
+``Gmain`` (one G step) on every ``critic_steps()``-th, so each critic iteration sees fresh real data,
+exactly as in WGAN's Algorithm 1, and ``n_critic`` can change over training (WGAN's schedule). With
+lazy regularisation (StyleGAN2, Karras et al. 2020, arXiv:1912.04958, section 3.1 and Appendix B)
+``Dreg`` (R1 every ``r1_interval`` batches) and ``Greg`` (path length, eq. 4, every ``pl_interval``
+G steps) are phases of their own, from the first batch on, with the optimizers built for them
+(lr and Adam betas corrected by ``k / (k + 1)``); see :meth:`GANModule.training_phases`. Progress is
+counted in real images shown to D (``images_seen``, logged as ``train/kimg``) and in batches;
+Lightning's ``trainer.global_step`` counts optimizer steps of every phase and is not a unit to use.
 
 Public hooks, stable for subclassing (``class MyGAN(DCGAN): def generator_loss(...)``):
 
@@ -23,19 +28,24 @@ Public hooks, stable for subclassing (``class MyGAN(DCGAN): def generator_loss(.
 - ``after_discriminator_step()`` (WGAN clips weights here)
 - ``discriminator_inputs``, ``adversarial_d_loss``, ``add_d_regularisers``: the pieces of
   ``discriminator_loss``, for a D with more outputs than the real/fake logit (ACGAN's class heads)
+- ``training_phases() -> list[Phase]``: the updates of a batch; a subclass extends the list. Each phase's
+  loss is a method: ``discriminator_main_loss``, ``r1_loss``, ``generator_main_loss``,
+  ``path_length_loss`` (J with respect to ``path_length_latents``: z here, W for style-based models)
 - ``backward_and_step(opt, loss) -> Tensor``: the one place a loss becomes an update
-  (:class:`gans.training.core.AdversarialModule`); callbacks that add their own phases
-  (:class:`callbacks.LazyRegularization`) step through it too.
+  (:class:`gans.training.core.AdversarialModule`), called by :meth:`GANModule.run_phase` only; no callback
+  steps an optimizer.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal, Sequence
+import inspect
+from typing import Any, ClassVar, Literal, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from gans.training import contracts, distributed
 from gans.training.core import AdversarialModule
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
@@ -45,12 +55,20 @@ from gans.training.losses import (
     drift_penalty,
     get_loss,
     gradient_penalty,
+    path_length_penalty,
+    path_lengths,
     r1_penalty,
     r2_penalty,
 )
+from gans.training.phases import RATIO_KEY, Phase, correct_optimizer_, lazy_ratio
 from gans.training.tricks import instance_noise, label_targets
 
 OptimizerName = Literal["adam", "rmsprop", "sgd"]
+
+
+def _plain(value: Any) -> Any:
+    """A setting as compared across hparams and arguments (jsonargparse may give a list where code passes a tuple)."""
+    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:
@@ -63,7 +81,23 @@ class GANModule(AdversarialModule):
 
     Subclasses build the two networks and pass them in; every other argument is the training
     recipe and is exposed to LightningCLI through the subclass's ``**kwargs``.
+
+    **Configuration lives in ``self.hparams``** for this whole family (GANModule and every model of
+    :mod:`gans.models`): ``save_hyperparameters`` records every ``__init__`` argument, of this class and
+    of the subclass, and the code reads settings there (``self.hparams.n_critic``,
+    ``self.hparams.truncation_psi``), never from a copy kept as an attribute. Attributes hold only what is
+    built from the settings (networks, ``label_space``, ``adversarial_loss``, ``data_shape``); ``z_dim`` and
+    ``num_classes`` are read-only views of the hparams. Lightning records a subclass's own value for an
+    argument it shares with this class, so a subclass that changes such an argument before passing it on
+    is refused at construction (give its argument another name). The core's own three settings
+    (``max_nonfinite_steps``, ``gradient_clip_val``, ``max_kimg``) are attributes of
+    :class:`gans.training.core.AdversarialModule`, which serves both module families and records nothing.
+
+    Contracts (:mod:`gans.training.contracts`): a GANModule is a ``Sampler`` and an ``EMAHost`` whose one
+    averaged network is ``generator``.
     """
+
+    ema_networks: ClassVar[tuple[str, ...]] = ("generator",)  # what callbacks.EMA averages, into generator_ema
 
     def __init__(
         self,
@@ -80,6 +114,11 @@ class GANModule(AdversarialModule):
         momentum: float = 0.0,
         gp_weight: float = 0.0,
         r1_gamma: float = 0.0,
+        r1_interval: int = 1,
+        pl_weight: float = 0.0,
+        pl_interval: int = 4,
+        pl_batch_shrink: int = 2,
+        pl_decay: float = 0.01,
         r2_gamma: float = 0.0,
         drift_weight: float = 0.0,
         clip_value: float = 0.0,
@@ -109,6 +148,15 @@ class GANModule(AdversarialModule):
             momentum: SGD / RMSProp momentum.
             gp_weight: WGAN-GP lambda on interpolates; 0 = off (the paper uses 10).
             r1_gamma: R1 gamma on real data, added as gamma / 2 * penalty; 0 = off.
+            r1_interval: batches per R1 update. 1 = R1 in every D step's loss (the official ``Dboth``); k > 1 = lazy
+                R1 (StyleGAN2: 16), its own phase ``Dreg`` on every k-th batch from the first, penalty times k, D's
+                optimizer corrected by k / (k + 1).
+            pl_weight: path length weight (StyleGAN2 eq. 4: 2); 0 = off.
+            pl_interval: G steps per path length update (StyleGAN2: 4): k > 1 = its own phase ``Greg`` on every
+                k-th G step from the first, penalty times k, G's optimizer corrected by k / (k + 1); 1 = added to
+                every G step's loss (the official ``Gboth``), no correction.
+            pl_batch_shrink: the path length batch is the training batch divided by this (StyleGAN2: 2).
+            pl_decay: decay of the running mean path length per update (StyleGAN2: 0.01).
             r2_gamma: R2 gamma on generated data; 0 = off.
             drift_weight: ProGAN drift epsilon; 0 = off (the paper uses 0.001).
             clip_value: WGAN weight clipping c; 0 = off (the paper uses 0.01).
@@ -128,9 +176,7 @@ class GANModule(AdversarialModule):
         super().__init__(max_nonfinite_steps=max_nonfinite_steps, gradient_clip_val=gradient_clip_val, max_kimg=max_kimg)
         self.generator = generator
         self.discriminator = discriminator
-        self.z_dim = z_dim
         self.label_space = LabelSpace.from_num_classes(num_classes)
-        self.num_classes = num_classes if isinstance(num_classes, int) else list(num_classes)
         self.adversarial_loss = get_loss(loss)
         label_tricks = label_smoothing > 0 or soft_labels or label_flip_prob > 0
         if label_tricks and not self.adversarial_loss.uses_labels:
@@ -142,7 +188,39 @@ class GANModule(AdversarialModule):
             raise ConfigError(f"n_critic must be >= 1, got {n_critic}.")
         if optimizer not in OptimizerName.__args__:
             raise ConfigError(f"Unknown optimizer {optimizer!r}: choose one of {', '.join(OptimizerName.__args__)}.")
+        for name, value in (("r1_interval", r1_interval), ("pl_interval", pl_interval), ("pl_batch_shrink", pl_batch_shrink)):
+            if int(value) != value or value < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, got {value}: set model.init_args.{name}: 1 or more.")
+        if not pl_weight >= 0:
+            raise ConfigError(f"pl_weight must be >= 0, got {pl_weight}: set model.init_args.pl_weight: 0 to turn path length off.")
+        if not 0 <= pl_decay <= 1:
+            raise ConfigError(f"pl_decay must be in [0, 1], got {pl_decay}: StyleGAN2 uses model.init_args.pl_decay: 0.01.")
         self.save_hyperparameters(ignore=["generator", "discriminator"])
+        self._check_recorded_settings({name: value for name, value in locals().items() if name in RECORDED_SETTINGS})
+        # The running mean path length ``a`` of eq. 4 (saved in the state dict; the same on every rank).
+        self.register_buffer("pl_mean", torch.zeros([]) if pl_weight > 0 else None)
+        self._phases: list[Phase] | None = None  # training_phases(), declared once per fit (on_train_start)
+
+    def _check_recorded_settings(self, given: dict[str, Any]) -> None:
+        """Refuse, in one line, a subclass whose hparams record another value than this class was given."""
+        for name, value in given.items():
+            recorded = self.hparams.get(name)
+            if _plain(recorded) != _plain(value):
+                raise ConfigError(
+                    f"{type(self).__name__} passes {name}={value!r} to GANModule but records its own {name}={recorded!r} in "
+                    f"hparams, where GANModule reads its settings: give {type(self).__name__}'s argument another name."
+                )
+
+    @property
+    def z_dim(self) -> int:
+        """Latent size (``hparams.z_dim``)."""
+        return self.hparams.z_dim
+
+    @property
+    def num_classes(self) -> int | list[int]:
+        """Classes per label head as configured (``hparams.num_classes``): 0, an int, or a list (one per head)."""
+        classes = self.hparams.num_classes
+        return classes if isinstance(classes, int) else list(classes)
 
     # Public hooks.
 
@@ -161,7 +239,7 @@ class GANModule(AdversarialModule):
     @property
     def sampling_generator(self) -> nn.Module:
         """The generator to draw samples from: the EMA copy when :class:`callbacks.EMA` keeps one."""
-        ema = getattr(self, "generator_ema", None)
+        ema = contracts.ema_copy(self, "generator")
         return self.generator if ema is None else ema
 
     @torch.no_grad()
@@ -212,7 +290,7 @@ class GANModule(AdversarialModule):
         hp = self.hparams
         std = self.instance_noise_std()
         real, fake = instance_noise(real, std), instance_noise(fake, std)
-        if hp.r1_gamma > 0:
+        if self.r1_every_step():
             real = real.detach().requires_grad_(True)
         if hp.r2_gamma > 0:
             fake = fake.detach().requires_grad_(True)
@@ -240,7 +318,7 @@ class GANModule(AdversarialModule):
         if hp.gp_weight > 0:
             terms["gp"] = gradient_penalty(lambda x: self.discriminator(x, labels), real, fake, self.grad_scale())
             loss = loss + hp.gp_weight * terms["gp"]
-        if hp.r1_gamma > 0:
+        if self.r1_every_step():
             terms["r1"] = r1_penalty(real_logits, real, self.grad_scale())
             loss = loss + hp.r1_gamma / 2 * terms["r1"]
         if hp.r2_gamma > 0:
@@ -264,34 +342,116 @@ class GANModule(AdversarialModule):
         if self.hparams.clip_value > 0:
             clip_weights(self.discriminator, self.hparams.clip_value)
 
-    # The alternation.
+    # The phases of a batch (gans.training.phases).
+
+    D, G = 0, 1  # the optimizers' indices: configure_optimizers returns D's first
+
+    def r1_every_step(self) -> bool:
+        """Whether R1 is part of every D step's loss (``r1_interval`` 1) rather than the lazy phase ``Dreg``."""
+        return self.hparams.r1_gamma > 0 and self.hparams.r1_interval == 1
+
+    def training_phases(self) -> list[Phase]:
+        """The updates of a training batch, in order (StyleGAN2-ADA's ``phases``; ours run D's first, as Algorithm 1):
+
+        - ``Dmain``: D on the batch and as many fresh fakes, every batch (:meth:`discriminator_main_loss`);
+        - ``Dreg``: lazy R1, every ``r1_interval``-th batch when it is > 1 (:meth:`r1_loss`);
+        - ``Gmain``: G through the frozen D, on every generator turn (:meth:`generator_main_loss`);
+        - ``Greg``: lazy path length, every ``pl_interval``-th generator turn when it is > 1 (:meth:`path_length_loss`).
+
+        A subclass extends the list (``[*super().training_phases(), Phase(...)]``); :meth:`configure_optimizers`
+        corrects each optimizer for the lazy phases it steps (:func:`gans.training.phases.lazy_ratio`). Declared once
+        per fit, when training starts.
+        """
+        hp = self.hparams
+        phases = [Phase("Dmain", "discriminator", self.D, self.discriminator_main_loss)]
+        if hp.r1_gamma > 0 and hp.r1_interval > 1:
+            phases.append(Phase("Dreg", "discriminator", self.D, self.r1_loss, interval=hp.r1_interval))
+        phases.append(Phase("Gmain", "generator", self.G, self.generator_main_loss, clock="g_steps"))
+        if hp.pl_weight > 0 and hp.pl_interval > 1:
+            phases.append(Phase("Greg", "generator", self.G, self.path_length_loss, interval=hp.pl_interval, clock="g_steps"))
+        return phases
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
+        """Every phase due at this batch: ``batches`` counts this batch from 0, ``g_steps`` ticks on the batch that ends
+        ``critic_steps()`` D steps (its count: the G steps before it)."""
         real, labels = self.unpack_batch(batch)
-        opt_d, opt_g = self.optimizers()
-        self.discriminator_step(opt_d, real, labels)
-        self.d_steps_since_g += 1
-        if self.d_steps_since_g >= self.critic_steps():
-            self.generator_step(opt_g, real.shape[0], labels)
-            self.d_steps_since_g = 0
-            self.g_steps += 1
+        optimizers = self.optimizers()
+        g_turn = self.d_steps_since_g + 1 >= self.critic_steps()
+        counts = {"batches": self.batches, "g_steps": self.g_steps if g_turn else None}
+        for phase in self._phases if self._phases is not None else self.training_phases():
+            if phase.due(counts):
+                self.run_phase(phase, optimizers[phase.optimizer], real, labels)
+        if g_turn:
+            self.d_steps_since_g, self.g_steps = 0, self.g_steps + 1
+        else:
+            self.d_steps_since_g += 1
         self.end_of_batch(real.shape[0])
 
-    def discriminator_step(self, opt: Any, real: Tensor, labels: Tensor | None) -> None:
-        """One D update on a real batch and as many fresh fakes (G frozen)."""
+    def run_phase(self, phase: Phase, opt: Any, real: Tensor, labels: Tensor | None) -> None:
+        """One update: ``phase.loss`` with only ``opt``'s parameters trainable, then its step (a skipped, non-finite
+        update counts against this batch); WGAN's clipping after each D update."""
+        network = getattr(self, phase.network)
         with self.toggled_optimizer(opt):
-            with torch.no_grad():
-                fake = self(self.sample_z(real.shape[0]), labels)
-            loss = self.discriminator_loss(real, fake, labels)
-            self.backward_and_step(opt, loss, self.discriminator)
-        self.after_discriminator_step()
+            loss = phase.loss(real, labels)
+            self.backward_and_step(opt, loss, network)
+        if network is self.discriminator:
+            self.after_discriminator_step()
 
-    def generator_step(self, opt: Any, n: int, labels: Tensor | None) -> None:
-        """One G update through the frozen D. Conditional models reuse the real batch's labels."""
-        with self.toggled_optimizer(opt):
-            fake = self(self.sample_z(n), labels)
-            loss = self.generator_loss(fake, labels)
-            self.backward_and_step(opt, loss, self.generator)
+    def discriminator_main_loss(self, real: Tensor, labels: Tensor | None) -> Tensor:
+        """``Dmain``: :meth:`discriminator_loss` on the real batch and as many fresh fakes (drawn without a graph)."""
+        with torch.no_grad():
+            fake = self(self.sample_z(real.shape[0]), labels)
+        return self.discriminator_loss(real, fake, labels)
+
+    def generator_main_loss(self, real: Tensor, labels: Tensor | None) -> Tensor:
+        """``Gmain``: :meth:`generator_loss` on as many fresh fakes as real images (conditional models reuse the real
+        batch's labels), plus the path length penalty when ``pl_interval`` is 1 (the official ``Gboth``)."""
+        loss = self.generator_loss(self(self.sample_z(real.shape[0]), labels), labels)
+        if self.hparams.pl_weight > 0 and self.hparams.pl_interval == 1:
+            loss = loss + self.path_length_loss(real, labels)
+        return loss
+
+    def r1_loss(self, real: Tensor, labels: Tensor | None) -> Tensor:
+        """``Dreg``: lazy R1 (StyleGAN2, arXiv:1912.04958, section 3.1), ``r1_gamma / 2 * r1_interval * R1`` on the real
+        batch (:func:`gans.training.losses.r1_penalty`); logs the unweighted penalty as ``train/r1``."""
+        hp = self.hparams
+        real = real.detach().requires_grad_(True)
+        penalty = r1_penalty(self.discriminator(real, labels), real, self.grad_scale())
+        self.log_train({"train/r1": penalty.detach()})
+        return penalty * (hp.r1_gamma / 2 * hp.r1_interval)
+
+    def path_length_latents(self, z: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor]:
+        """``(latents, images)`` for the path length: J is the Jacobian of ``images`` with respect to ``latents``. Here
+        ``z`` itself and ``self(z, labels)``, a smoothness regulariser on z in the spirit of eq. 4; a style-based model
+        (:class:`gans.models.style.base.StyleBasedGAN`) takes its training ws, as StyleGAN2."""
+        z = z.requires_grad_(True)
+        return z, self(z, labels)
+
+    def path_length_loss(self, real: Tensor, labels: Tensor | None) -> Tensor:
+        """``Greg``: StyleGAN2's path length penalty (arXiv:1912.04958, section 3.2, eq. 4, and Appendix B), as the
+        official ``accumulate_gradients`` (stylegan2-ada-pytorch ``training/loss.py``).
+
+        On ``len(real) // pl_batch_shrink`` fresh latents and random labels, the lengths ``||J^T y||`` of
+        :func:`gans.training.losses.path_lengths`; then :func:`gans.training.losses.path_length_penalty`: the running
+        mean moves first, ``a = pl_mean.lerp(mean length, pl_decay)``, and the penalty ``E[(||J^T y|| - a)^2]`` takes its gradient through ``a`` as well (the batch's
+        mean length is not detached); the buffer keeps the detached ``a``. Times ``pl_weight * pl_interval`` (the
+        interval 1 when merged into ``Gmain``). Under several processes the mean length is averaged over the ranks
+        (through the strategy), so ``pl_mean`` stays the same on every rank, while each rank's gradient flows
+        through its own batch's mean, as each GPU's in the official code. A non-finite mean leaves ``pl_mean`` as it
+        was (the update itself is skipped by the non-finite guard). Logs ``train/pl`` and ``train/pl_mean``.
+        """
+        hp = self.hparams
+        n = max(1, real.shape[0] // hp.pl_batch_shrink)
+        z, pl_labels = self.sample_z(n), self.sample_labels(n)
+        latents, images = self.path_length_latents(z, pl_labels)
+        lengths = path_lengths(images, latents, self.grad_scale())
+        own = lengths.mean()
+        shared = distributed.mean_over_ranks(self.trainer.strategy if self._trainer is not None else None, own.detach())
+        batch_mean = own + (shared - own.detach())  # the value of all ranks, the gradient of this one's
+        penalty, mean = path_length_penalty(lengths, self.pl_mean, hp.pl_decay, batch_mean)
+        self.pl_mean.copy_(mean.detach())
+        self.log_train({"train/pl": penalty.detach(), "train/pl_mean": self.pl_mean.clone()})
+        return penalty * (hp.pl_weight * hp.pl_interval)
 
     def setup(self, stage: str) -> None:
         """Fail early, with the fix, when the strategy or the data do not fit the model."""
@@ -318,23 +478,64 @@ class GANModule(AdversarialModule):
         return hp.instance_noise_std * max(0.0, 1.0 - self.images_seen / 1000.0 / hp.instance_noise_anneal_kimg)
 
     def configure_optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-        """One optimizer per network, D first: ``self.optimizers()`` returns ``(opt_d, opt_g)``."""
-        return self._make_optimizer(self.discriminator, self.hparams.lr_d), self._make_optimizer(self.generator, self.hparams.lr_g)
+        """One optimizer per network, D first: ``self.optimizers()`` returns ``(opt_d, opt_g)``; each built with the
+        correction for the lazy phases it steps (StyleGAN2 Appendix B, :func:`gans.training.phases.lazy_ratio`), so an
+        lr scheduler a subclass adds here starts from the corrected lr."""
+        phases = self.training_phases()
+        return (
+            self._make_optimizer(self.discriminator, self.hparams.lr_d, lazy_ratio(phases, self.D)),
+            self._make_optimizer(self.generator, self.hparams.lr_g, lazy_ratio(phases, self.G)),
+        )
 
-    def _make_optimizer(self, network: nn.Module, lr: float) -> torch.optim.Optimizer:
+    def _make_optimizer(self, network: nn.Module, lr: float, ratio: float = 1.0) -> torch.optim.Optimizer:
+        """The configured optimizer for ``network`` at ``lr``, corrected by ``ratio`` (:func:`gans.training.phases.correct_optimizer_`)."""
         hp = self.hparams
         fused = hp.get("fused_optimizers")
         if fused is None:  # Lightning refuses to clip fused optimizers' gradients under a grad scaler, which skips by itself
             fused = self.device.type == "cuda" and self.amp_scaler() is None
         if hp.optimizer == "adam":
-            return torch.optim.Adam(network.parameters(), lr=lr, betas=tuple(float(b) for b in hp.betas), fused=fused or None)
-        if hp.optimizer == "rmsprop":
-            return torch.optim.RMSprop(network.parameters(), lr=lr, momentum=hp.momentum)  # no fused kernel
-        return torch.optim.SGD(network.parameters(), lr=lr, momentum=hp.momentum, fused=fused or None)
+            optimizer = torch.optim.Adam(network.parameters(), lr=lr, betas=tuple(float(b) for b in hp.betas), fused=fused or None)
+        elif hp.optimizer == "rmsprop":
+            optimizer = torch.optim.RMSprop(network.parameters(), lr=lr, momentum=hp.momentum)  # no fused kernel
+        else:
+            optimizer = torch.optim.SGD(network.parameters(), lr=lr, momentum=hp.momentum, fused=fused or None)
+        return correct_optimizer_(optimizer, ratio)
+
+    def on_train_start(self) -> None:
+        """Declare this fit's phases; refuse, in one line, optimizers whose lr and betas do not carry the correction the
+        phases need: a checkpoint written with other lazy intervals (Lightning restores its optimizer settings), or an
+        optimizer a subclass built without :meth:`_make_optimizer`."""
+        super().on_train_start()
+        self._phases = phases = self.training_phases()
+        names = {self.D: "D", self.G: "G"}
+        for index, opt in enumerate(self.trainer.optimizers):
+            expected = lazy_ratio(phases, index)
+            found = {group.get(RATIO_KEY, 1.0) for group in opt.param_groups}
+            if found != {expected}:
+                raise ConfigError(
+                    f"{names.get(index, f'Optimizer {index}')}'s optimizer carries the lazy-regularisation correction {sorted(found)} but "
+                    f"r1_interval / pl_interval need {expected:.6g}: resume with the checkpoint's r1_interval, pl_interval, r1_gamma and "
+                    f"pl_weight (or start a new run), and build optimizers with _make_optimizer(network, lr, ratio)."
+                )
+
+    def on_train_end(self) -> None:
+        super().on_train_end()
+        self._phases = None  # they hold bound methods: the next fit declares its own
 
     # Checkpoints: the core saves class, counters and per-rank RNG states; this layer restores the EMA copy.
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if getattr(self, "generator_ema", None) is None and any(k.startswith("generator_ema.") for k in checkpoint.get("state_dict", {})):
             self.generator_ema = frozen_copy(self.generator)  # the checkpoint was written with callbacks.EMA
+        state = checkpoint.get("state_dict")
+        if state is not None and self.pl_mean is None:
+            state.pop("pl_mean", None)  # trained with path length, continued without
+        elif state is not None and "pl_mean" not in state:
+            # Written before path length was a phase: the running mean lived in callbacks.LazyRegularization's state.
+            old = checkpoint.get("callbacks", {}).get("LazyRegularization", {})
+            state["pl_mean"] = torch.as_tensor(old.get("pl_mean", 0.0), dtype=self.pl_mean.dtype).clone()
         super().on_load_checkpoint(checkpoint)
+
+
+# GANModule's own arguments, read from hparams (see the class docstring); checked against what hparams record.
+RECORDED_SETTINGS = frozenset(inspect.signature(GANModule.__init__).parameters) - {"self", "generator", "discriminator"}

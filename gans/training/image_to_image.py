@@ -20,17 +20,19 @@ are the core's, written once. This layer adds:
 - The papers' linear lr decay (:func:`linear_decay`) as a Lightning ``LambdaLR``, stepped by the core.
 - History pools (:class:`HistoryPool`, Shrivastava et al. 2017) whose contents are saved in checkpoints per rank,
   so a resume continues exactly.
-- EMA of any generator through :class:`callbacks.EMA` (``ema_networks``), and :meth:`translate` / :meth:`pictures`
+- EMA of any generator through :class:`callbacks.EMA` (``ema_networks``), and each model's ``translate`` and :meth:`pictures`
   for :class:`callbacks.TranslationGrid`.
 """
 
 from __future__ import annotations
 
+import abc
 from typing import Any, ClassVar, Literal, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from gans.training import contracts
 from gans.training.gan_module import frozen_copy
 from gans.training.core import AdversarialModule, parameters_of
 from gans.errors import ConfigError
@@ -117,11 +119,22 @@ def detached(images: Images) -> Images:
     return {name: image.detach() for name, image in images.items()}
 
 
-class TranslationGAN(AdversarialModule):
+class TranslationGAN(AdversarialModule, abc.ABC):
     """Generators and discriminators in two phases, each phase one optimizer over its named networks.
 
     A subclass builds its networks as attributes, names them in ``generator_names`` / ``discriminator_names``,
-    and writes :meth:`generate`, :meth:`discriminator_loss`, :meth:`generator_loss` and :meth:`translate`.
+    and implements the four abstract methods: :meth:`generate`, :meth:`discriminator_loss`,
+    :meth:`generator_loss` and :meth:`pictures` (a subclass missing one cannot be constructed: Python names the
+    missing methods). Each model also offers its own ``translate(...)`` (pix2pix: an image; CycleGAN: an image and
+    a direction; StarGAN: images and target domains) for pictures and ``predict``.
+
+    **Configuration lives in typed attributes** for this whole family (TranslationGAN, pix2pix, CycleGAN,
+    StarGAN, CoGAN): each ``__init__`` argument is validated and kept as an attribute (``self.n_critic``,
+    ``self.lr_g``, ``self.cycle_weight``), and the code reads it there, never from ``self.hparams``. Subclasses
+    call ``save_hyperparameters()`` only so that checkpoints and loggers record the arguments
+    (``load_from_checkpoint`` rebuilds the model from them); the record is not read back.
+
+    Contracts (:mod:`gans.training.contracts`): an ``EMAHost`` whose averaged networks are the generators.
     """
 
     generator_names: ClassVar[tuple[str, ...]] = ("generator",)
@@ -180,25 +193,22 @@ class TranslationGAN(AdversarialModule):
 
     # What a subclass writes.
 
+    @abc.abstractmethod
     def generate(self, batch: Any) -> Images:
         """The generators' outputs on a training batch, by name (fakes, reconstructions, identity mappings)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def discriminator_loss(self, batch: Any, images: Images) -> Tensor:
         """The D phase's loss on the batch and the (detached) generated images; logs its terms."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def generator_loss(self, batch: Any, images: Images) -> Tensor:
         """The G phase's loss (adversarial plus the model's own terms); logs its terms."""
-        raise NotImplementedError
 
-    def translate(self, *inputs: Tensor) -> Tensor:
-        """The trained mapping for pictures, metrics and ``predict``, with the EMA generators where kept."""
-        raise NotImplementedError
-
+    @abc.abstractmethod
     def pictures(self, held_out: Any) -> list[tuple[str, Tensor]]:
-        """Columns of the progress picture for fixed held-out examples: ``[(title, images [N, C, H, W]), ...]``."""
-        raise NotImplementedError
+        """Columns of the progress picture (:class:`callbacks.TranslationGrid`) for fixed held-out examples:
+        ``[(title, images [N, C, H, W]), ...]``, drawn with the EMA generators where kept (:meth:`sampling_network`)."""
 
     def batch_size_of(self, batch: Any) -> int:
         """Training examples in a batch (``train/kimg`` counts these)."""
@@ -258,10 +268,8 @@ class TranslationGAN(AdversarialModule):
     # Optimizers and schedules.
 
     def networks(self, names: Sequence[str]) -> list[nn.Module]:
-        missing = [name for name in names if not isinstance(getattr(self, name, None), nn.Module)]
-        if missing:
-            raise ConfigError(f"{type(self).__name__} names networks it does not have: {', '.join(missing)}.")
-        return [getattr(self, name) for name in names]
+        """The networks ``names`` (one-line ConfigError naming one this module does not have)."""
+        return [contracts.network(self, name, "configure_optimizers") for name in names]
 
     def configure_optimizers(self) -> Any:
         """Adam over the discriminators, Adam over the generators (``self.optimizers()`` = ``(opt_d, opt_g)``), with
@@ -286,8 +294,8 @@ class TranslationGAN(AdversarialModule):
 
     def sampling_network(self, name: str) -> nn.Module:
         """The network ``name`` to draw pictures from: its EMA copy when :class:`callbacks.EMA` keeps one."""
-        ema = getattr(self, f"{name}_ema", None)
-        return getattr(self, name) if ema is None else ema
+        ema = contracts.ema_copy(self, name)
+        return contracts.network(self, name, "sampling_network") if ema is None else ema
 
     # Checkpoints: the pools per rank, the EMA copies.
 
@@ -309,8 +317,8 @@ class TranslationGAN(AdversarialModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("state_dict", {})
         for name in self.ema_networks:
-            if getattr(self, f"{name}_ema", None) is None and any(k.startswith(f"{name}_ema.") for k in state):
-                setattr(self, f"{name}_ema", frozen_copy(getattr(self, name)))
+            if contracts.ema_copy(self, name) is None and any(k.startswith(f"{contracts.ema_name(name)}.") for k in state):
+                setattr(self, contracts.ema_name(name), frozen_copy(contracts.network(self, name, "on_load_checkpoint")))
         super().on_load_checkpoint(checkpoint)
         rank = self.trainer.global_rank if self._trainer is not None else 0
         for name, states in checkpoint.get("history_pools", {}).items():

@@ -208,17 +208,20 @@ def path_lengths(images: Tensor, latents: Tensor, grad_scale: float = 1.0) -> Te
     return grad.pow(2).sum(-1).flatten(1).mean(1).sqrt()  # [N]
 
 
-def path_length_penalty(images: Tensor, latents: Tensor, mean_length: Tensor, grad_scale: float = 1.0) -> tuple[Tensor, Tensor]:
-    """StyleGAN2 path length penalty E[(||J^T y|| - a)^2] with ``a = mean_length``, and the batch's mean length.
+def path_length_penalty(lengths: Tensor, mean_length: Tensor, decay: float, batch_mean: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """StyleGAN2's path length penalty ``E[(||J^T y|| - a)^2]`` (Karras et al. 2020, arXiv:1912.04958, eq. 4) as the
+    official code (stylegan2-ada-pytorch ``training/loss.py``, ``Greg``): the running mean moves first,
+    ``a = mean_length.lerp(batch_mean, decay)``, and the penalty's gradient flows through ``a`` too.
 
-    Returns ``(penalty, lengths.mean().detach())``; see :func:`path_lengths` for the shapes. The
-    running mean ``a`` is the caller's to keep: StyleGAN2 moves it toward the batch mean with decay
-    0.01 *before* computing the penalty (:class:`callbacks.LazyRegularization` does so with
-    :func:`path_lengths` directly). Multiply by the weight (2 in the paper) outside.
+    ``lengths``: :func:`path_lengths`; ``mean_length``: the running mean before this batch (no gradient);
+    ``batch_mean``: the batch's mean length, ``lengths.mean()`` by default (under several processes the caller
+    passes the ranks' mean carrying this rank's gradient). A non-finite batch mean leaves ``a`` at
+    ``mean_length``. Returns ``(penalty, a)``; the caller stores ``a.detach()`` and multiplies the penalty by
+    the weight (2 in the paper) and the lazy interval.
     """
-    lengths = path_lengths(images, latents, grad_scale)
-    penalty = (lengths - mean_length.to(lengths)).pow(2).mean()
-    return penalty, lengths.mean().detach()
+    batch_mean = (lengths.mean() if batch_mean is None else batch_mean).to(mean_length.dtype)
+    mean = torch.where(torch.isfinite(batch_mean), mean_length.lerp(batch_mean, decay), mean_length)
+    return (lengths - mean).square().mean(), mean
 
 
 def drift_penalty(real_logits: Tensor) -> Tensor:

@@ -1,10 +1,12 @@
 """Evaluate callbacks.FID before training on 1 or 2 CPU processes (gloo) and save rank 0's result.
 
-Run by tests/test_fid_ddp.py as ``python ddp_fid.py OUT_FILE DEVICES DATA_ROOT CACHE_DIR``; Lightning's
-launcher starts rank 1 by re-running this command.
+Run by tests/test_fid_ddp.py as ``python ddp_fid.py OUT_FILE DEVICES DATA_ROOT CACHE_DIR [OTHER_RANKS_CACHE_DIR]``;
+Lightning's launcher starts rank 1 by re-running this command. With ``OTHER_RANKS_CACHE_DIR`` the ranks other than 0
+look for the real statistics there instead (a cache only rank 0 can see).
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from datamodules import MNISTDataModule  # noqa: E402
 from gans import DCGAN  # noqa: E402
 
 out_file, devices, data_root, cache_dir = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+if len(sys.argv) > 5 and os.environ.get("LOCAL_RANK", "0") != "0":  # set by Lightning's launcher in rank 1
+    cache_dir = sys.argv[5]
 L.seed_everything(0)
 model = DCGAN(img_resolution=16, img_channels=1, z_dim=8, ngf=8, ndf=8)
 # Odd sizes: the ranks get blocks of different lengths.

@@ -18,7 +18,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from callbacks import EMA, LazyRegularization, ProgressiveGrowing
+from callbacks import EMA, ProgressiveGrowing
 from datamodules import ImageFolderDataModule
 from gans import DCGAN, WGANGP, BigGAN, CycleGAN, ProGAN, StyleGAN2
 from gans.nn.cross_replica import CrossReplicaBatchNorm2d
@@ -33,9 +33,10 @@ if model_name == "progan":
     callbacks, max_steps = [ProgressiveGrowing(stable_kimg=0.032, fade_kimg=0.032, batch_size={8: 4})], 28
     data = ImageFolderDataModule(root=sys.argv[3], img_resolution=16, batch_size=8, num_workers=0, cache_dir=str(out_dir / "cache"))
 elif model_name == "stylegan2":
-    model = StyleGAN2(img_resolution=16, z_dim=8, w_dim=8, mapping_layers=2, channel_base=64, channel_max=8, mbstd_group_size=2, num_classes=3)
-    lazy = LazyRegularization(r1_gamma=1.0, r1_interval=2, pl_weight=2.0, pl_interval=2)
-    callbacks, max_steps = [lazy, EMA(half_life_kimg=0.01)], 30  # 15 batches (a D and a G step each), 7 R1 and 7 path length steps
+    model = StyleGAN2(img_resolution=16, z_dim=8, w_dim=8, mapping_layers=2, channel_base=64, channel_max=8, mbstd_group_size=2, num_classes=3,
+                      r1_gamma=1.0, r1_interval=2, pl_weight=2.0, pl_interval=2)
+    # 15 batches: a D and a G step each, and R1 and path length steps at batches 0, 2, ..., 14 (8 each): 46 optimizer steps.
+    callbacks, max_steps = [EMA(half_life_kimg=0.01)], 46
     gen = torch.Generator().manual_seed(1)
     images = torch.rand(64, 3, 16, 16, generator=gen) * 2 - 1
     data = DataLoader(TensorDataset(images, torch.randint(0, 3, (64,), generator=gen)), batch_size=8, shuffle=True)
@@ -105,7 +106,7 @@ record = {"before": before, "after": state, "g_steps": model.g_steps, "images_se
 if model_name == "progan":
     record.update(resolution=model.current_resolution, alpha=model.alpha, batch_size=data.batch_size)
 if model_name == "stylegan2":
-    record.update(pl_mean=lazy.pl_mean, d_steps=lazy.d_steps)
+    record.update(pl_mean=model.pl_mean, d_steps=model.batches)
 if model_name == "biggan":
     record.update(bn=probe.bn, stats=torch.stack(probe.stats))
 if model_name == "cyclegan":

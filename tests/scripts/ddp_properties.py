@@ -50,14 +50,16 @@ class Recorded(DCGAN):
             loss = loss * float("nan")
         return loss
 
-    def generator_step(self, opt, n, labels):
+    def run_phase(self, phase, opt, real, labels):
+        if phase.name != "Gmain":
+            return super().run_phase(phase, opt, real, labels)
         if "g_before" not in self.record:
             state = torch.get_rng_state()
-            self.record["g_z"] = self.sample_z(n)  # the latents the step is about to draw
+            self.record["g_z"] = self.sample_z(real.shape[0])  # the latents the step is about to draw
             torch.set_rng_state(state)
             self.record.update(g_before={**snapshot(self.generator, "generator."), **snapshot(self.premap, "premap.")},
                                g_d_state=snapshot(self.discriminator))
-        super().generator_step(opt, n, labels)
+        super().run_phase(phase, opt, real, labels)
         if "g_after_first" not in self.record:
             self.record["g_after_first"] = {**snapshot(self.generator, "generator."), **snapshot(self.premap, "premap.")}
 

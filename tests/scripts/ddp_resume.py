@@ -15,7 +15,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from callbacks import EMA, KimgCheckpoint, LazyRegularization
+from callbacks import EMA, KimgCheckpoint
 from gans import DCGAN
 
 
@@ -26,8 +26,9 @@ def loader() -> DataLoader:
 
 def fit(root: Path, max_epochs: int, strategy: str = "ddp", ckpt_path: str | None = None):
     L.seed_everything(3)
-    model = DCGAN(img_resolution=16, img_channels=1, z_dim=8, ngf=4, ndf=4, instance_noise_std=0.1)
-    callbacks = [LazyRegularization(r1_gamma=1.0, r1_interval=3, pl_weight=2.0, pl_interval=2), EMA(half_life_kimg=0.05),
+    model = DCGAN(img_resolution=16, img_channels=1, z_dim=8, ngf=4, ndf=4, instance_noise_std=0.1,
+                  r1_gamma=1.0, r1_interval=3, pl_weight=2.0, pl_interval=2)
+    callbacks = [EMA(half_life_kimg=0.05),
                  KimgCheckpoint(dirpath=root / "ckpt", every_kimg=0.064, save_last=True, save_top_k=0)]
     trainer = L.Trainer(accelerator="cpu", devices=2, strategy=strategy, max_epochs=max_epochs, logger=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks, default_root_dir=root)

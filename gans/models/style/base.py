@@ -1,10 +1,11 @@
-"""What the style-based generators share: the generator protocol, style mixing and truncation.
+"""What the style-based generators share: the generator contract, style mixing and truncation.
 
 StyleGAN (Karras et al. 2019, arXiv:1812.04948) and StyleGAN2 (Karras et al. 2020, arXiv:1912.04958)
 split the generator into a mapping network z -> w (:class:`gans.nn.style.MappingNetwork`) and a
 synthesis network that takes one w per layer. Every tool in the package that works in W (style-mixing
-grids, truncation grids, interpolation, projection, perceptual path length, the lazy path length
-regulariser) relies only on this protocol, which both generators implement:
+grids, truncation grids, interpolation, projection, perceptual path length, the path length
+regulariser) relies only on this contract, :class:`gans.training.contracts.StyleGenerator`, which both
+generators implement (callbacks and tools check it when they are set up, and name a missing member):
 
 - ``generator.mapping(z, c, truncation_psi=1, truncation_cutoff=None, update_w_avg=True)`` ->
   ``ws [N, num_ws, w_dim]``; ``c`` is the class vector (:meth:`StyleGenerator.class_vector`), None
@@ -31,23 +32,18 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from gans.training.contracts import NOISE_MODES, check_noise_mode  # noqa: F401 (part of the synthesis contract; re-exported)
 from gans.training.gan_module import GANModule
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
-
-NOISE_MODES = ("random", "const", "none")
-
-
-def check_noise_mode(noise_mode: str) -> str:
-    if noise_mode not in NOISE_MODES:
-        raise ConfigError(f"Unknown noise_mode {noise_mode!r}: choose one of {', '.join(NOISE_MODES)}.")
-    return noise_mode
 
 
 class StyleGenerator(nn.Module):
     """Mapping + synthesis, with the labels of :mod:`gans.labels` turned into the class vector the mapping takes.
 
-    Subclasses set ``self.mapping`` and ``self.synthesis`` (and the attributes listed in :mod:`gans.models.style.base`).
+    Subclasses set ``self.mapping`` and ``self.synthesis`` and the attributes of
+    :class:`gans.training.contracts.StyleGenerator` (``z_dim``, ``w_dim``, ``num_ws``, ``img_resolution``,
+    ``img_channels``, ``label_space``), which this class then implements.
     """
 
     label_space: LabelSpace
@@ -79,7 +75,9 @@ def mix_styles(ws: Tensor, ws_other: Tensor, crossover: int) -> Tensor:
 
 
 class StyleBasedGAN(GANModule):
-    """A :class:`gans.training.gan_module.GANModule` whose generator follows the protocol of :mod:`gans.models.style.base`."""
+    """A :class:`gans.training.gan_module.GANModule` whose generator is a :class:`StyleGenerator`: a
+    :class:`gans.training.contracts.StyleModel` (what PPL, the style tools and the path length regulariser use).
+    Settings are read from ``self.hparams``, as in the whole GANModule family."""
 
     def __init__(
         self,
@@ -120,6 +118,12 @@ class StyleBasedGAN(GANModule):
                 ws_other = generator.mapping(torch.randn_like(z), c, update_w_avg=False)
                 ws = mix_styles(ws, ws_other, crossover)
         return ws
+
+    def path_length_latents(self, z: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor]:
+        """The path length regulariser's J is taken with respect to the training ws (StyleGAN2, arXiv:1912.04958,
+        eq. 4; the official ``Greg`` phase: :meth:`mapped_latents`, style mixing included), ``[N, num_ws, w_dim]``."""
+        ws = self.mapped_latents(z, labels)
+        return ws, self.generator.synthesis(ws)
 
     def mixing_layers(self) -> int:
         """The crossover of style mixing is drawn in ``[1, mixing_layers())``: every ws (a growing model: the ws its

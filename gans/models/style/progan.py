@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gans.training import contracts
 from gans.training.gan_module import GANModule
 from gans.errors import ConfigError
 from gans.nn.equalized import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm
@@ -230,9 +231,9 @@ class ProGANDiscriminator(GrowingNetwork):
 
 
 class ProgressiveGrowth:
-    """The growth protocol of :class:`callbacks.ProgressiveGrowing` for a GAN module whose generator and
-    discriminator are :class:`GrowingNetwork` s (mixed in before the module's base: ``class ProGAN(ProgressiveGrowth,
-    GANModule)``; StyleGAN uses it too).
+    """The growth contract of :class:`callbacks.ProgressiveGrowing` (:class:`gans.training.contracts.GrowingModel`) for
+    a GAN module whose generator and discriminator are :class:`GrowingNetwork` s (mixed in before the module's base:
+    ``class ProGAN(ProgressiveGrowth, GANModule)``; StyleGAN uses it too).
 
     ``set_growth`` moves G, D and the EMA generator together; real batches are brought to the stage in
     ``unpack_batch`` (:meth:`real_at_stage`); samples are upsampled to ``img_resolution``; the stage is kept in
@@ -257,7 +258,7 @@ class ProgressiveGrowth:
 
     def set_growth(self, resolution: int, alpha: float = 1.0) -> None:
         """Move G, D and the EMA generator (if any) to the stage ``resolution`` with fade-in weight ``alpha``."""
-        for network in (self.generator, self.discriminator, getattr(self, "generator_ema", None)):
+        for network in (self.generator, self.discriminator, contracts.ema_copy(self, "generator")):
             if network is not None:
                 network.set_growth(resolution, alpha)
 

@@ -41,9 +41,10 @@ cifar         32768         2        64     32     0.0025  0.01                 
 Parameter counts of config F (tests pin them): 1024 px G 30,370,060 (mapping 2,101,248), D 29,012,513;
 256 px G 30,034,338, D 28,864,129.
 
-Training (section 3 and Appendix B; :class:`StyleGAN2`): non-saturating logistic loss, lazy R1 every 16
-D steps and path length regularisation every 4 G steps (weight 2, decay 0.01) through
-:class:`callbacks.LazyRegularization`, style mixing 0.9, Adam lr 0.002 betas (0, 0.99), G EMA with a
+Training (section 3 and Appendix B; :class:`StyleGAN2`): non-saturating logistic loss, lazy R1 (gamma 10)
+every 16 batches and path length regularisation (eq. 4; weight 2, decay 0.01, half batch) every 4 G steps,
+each its own training phase from the first batch on (:mod:`gans.training.phases`), with the optimizers' lr
+and Adam betas corrected for the intervals; style mixing 0.9, Adam lr 0.002 betas (0, 0.99), G EMA with a
 10 kimg half-life (:class:`callbacks.EMA`). No progressive growing.
 """
 
@@ -378,10 +379,10 @@ def convert_official_state_dict(state_dict: Mapping[str, Tensor], network: nn.Mo
 
 
 class StyleGAN2(StyleBasedGAN):
-    """StyleGAN2's networks and training recipe (config F by default); regularisers through callbacks.
+    """StyleGAN2's networks and training recipe (config F by default), lazy R1 and path length included.
 
-    Add :class:`callbacks.LazyRegularization` (``r1_gamma``, ``pl_weight: 2``) and :class:`callbacks.EMA`
-    (``half_life_kimg: 10``) as ``experiments/stylegan2_ffhq.yaml`` does.
+    Add :class:`callbacks.EMA` (``half_life_kimg: 10``) as ``experiments/stylegan2_ffhq.yaml`` does; set
+    ``r1_gamma`` for the data (the presets' table above).
     """
 
     def __init__(
@@ -407,6 +408,12 @@ class StyleGAN2(StyleBasedGAN):
         lr_g: float = 0.002,
         lr_d: float = 0.002,
         betas: tuple[float, float] = (0.0, 0.99),
+        r1_gamma: float = 10.0,
+        r1_interval: int = 16,
+        pl_weight: float = 2.0,
+        pl_interval: int = 4,
+        pl_batch_shrink: int = 2,
+        pl_decay: float = 0.01,
         **kwargs: Any,
     ) -> None:
         """
@@ -432,8 +439,14 @@ class StyleGAN2(StyleBasedGAN):
             loss: non_saturating (the paper's logistic loss).
             lr_g: generator learning rate (config F: 0.002).
             lr_d: discriminator learning rate (config F: 0.002).
-            betas: Adam betas (0, 0.99).
-            **kwargs: the training recipe of :class:`gans.training.gan_module.GANModule` (r1_gamma for a non-lazy R1, max_kimg, ...).
+            betas: Adam betas (0, 0.99), before the lazy-regularisation correction.
+            r1_gamma: R1 gamma (config F at 1024 px: 10; dataset dependent, see the presets); 0 = off.
+            r1_interval: lazy R1 every this many batches (16, section 3.1); 1 = R1 in every D step.
+            pl_weight: path length weight (2, eq. 4); 0 = off.
+            pl_interval: path length every this many G steps (4); 1 = in every G step.
+            pl_batch_shrink: the path length batch is the training batch divided by this (2).
+            pl_decay: decay of the running mean path length (0.01).
+            **kwargs: the training recipe of :class:`gans.training.gan_module.GANModule` (max_kimg, ...).
         """
         generator = StyleGAN2Generator(z_dim, w_dim, img_resolution, img_channels, num_classes, mapping_layers, mapping_lr_multiplier,
                                        w_avg_beta, channel_base, channel_max, g_architecture)
@@ -451,6 +464,12 @@ class StyleGAN2(StyleBasedGAN):
             lr_g=lr_g,
             lr_d=lr_d,
             betas=betas,
+            r1_gamma=r1_gamma,
+            r1_interval=r1_interval,
+            pl_weight=pl_weight,
+            pl_interval=pl_interval,
+            pl_batch_shrink=pl_batch_shrink,
+            pl_decay=pl_decay,
             **kwargs,
         )
         self.data_shape = (img_channels, img_resolution, img_resolution)
