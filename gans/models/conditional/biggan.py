@@ -398,8 +398,7 @@ class BigGAN(GANModule):
         model's), G's batch-norm statistics are first the standing statistics of the generator as it is now."""
         threshold = self.hparams.truncation if truncation is None else truncation
         z = truncated_normal(n, self.z_dim, threshold, device=self.device) if z is None else truncate_given(z.to(self.device), threshold)
-        if labels is None:
-            labels = self.sample_labels(n)
+        z, labels = self.sampling_inputs(n, labels, z)
         generator = self.sampling_generator
         passes = self.hparams.standing_stats if standing_stats is None else standing_stats
         if passes > 0 and not generator.training:
@@ -407,7 +406,7 @@ class BigGAN(GANModule):
             if key != self._standing_key:
                 self.accumulate_standing_stats(generator, passes, truncation=threshold)
                 self._standing_key = key
-        return generator(z, labels.to(self.device))
+        return generator(z, labels)
 
     @torch.no_grad()
     def accumulate_standing_stats(

@@ -148,12 +148,7 @@ class StyleBasedGAN(GANModule):
     ) -> Tensor:
         """``n`` samples from :attr:`sampling_generator`, truncated with ``truncation_psi`` / ``truncation_cutoff``
         (default: the model's ``truncation_psi`` / ``truncation_cutoff``)."""
-        z = self.sample_z(n) if z is None else z.to(self.device)
-        if labels is None:
-            labels = self.sample_labels(n)
+        z, labels = self.sampling_inputs(n, labels, z)
         psi = self.hparams.truncation_psi if truncation_psi is None else truncation_psi
         cutoff = self.hparams.truncation_cutoff if truncation_cutoff is None else truncation_cutoff
-        return self.sampling_generator(
-            z, None if labels is None else labels.to(self.device),
-            truncation_psi=psi, truncation_cutoff=cutoff, noise_mode=check_noise_mode(noise_mode),
-        )
+        return self.sampling_generator(z, labels, truncation_psi=psi, truncation_cutoff=cutoff, noise_mode=check_noise_mode(noise_mode))
