@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-
 from gans.errors import ConfigError
 
 
@@ -21,3 +20,9 @@ def check_resolution(img_resolution: int, minimum: int, model: str) -> int:
             f"(MNIST's 28 px digits are padded/resized to 32)."
         )
     return int(math.log2(img_resolution))
+
+
+def check_at_least(setting: str, value: float, minimum: float) -> None:
+    """Refuse ``value`` below ``minimum`` in one line naming the setting (``model.init_args.<setting>``)."""
+    if not value >= minimum:  # also refuses NaN
+        raise ConfigError(f"{setting} must be >= {minimum}, got {value}: set model.init_args.{setting} to {minimum} or more.")
