@@ -40,7 +40,6 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from callbacks.fid import rank_block
-from gans.nn.basic import eval_mode
 from gans.tools.pictures import logger_step
 from callbacks.schedule import KimgMetric
 from datamodules.images import ImageDataset
@@ -267,7 +266,6 @@ class ConditionalAccuracy(KimgMetric):
         """Score the current generator on every rank; log from rank 0."""
         start = time.perf_counter()
         device = pl_module.device
-        distributed.average_buffers(trainer.strategy, pl_module)
         label_space: LabelSpace = pl_module.label_space
         heads = label_space.heads
         strategy = trainer.strategy
@@ -275,7 +273,7 @@ class ConditionalAccuracy(KimgMetric):
             dist_sync_fn=lambda tensor, group=None: distributed.gather_uneven(strategy, tensor),
             distributed_available_fn=lambda: strategy.world_size > 1,
         )
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), eval_mode(pl_module):
+        with self.measuring(trainer, pl_module):
             self._prepare(trainer, pl_module)
             self.classifier.to(device)
             metrics = [MulticlassAccuracy(num_classes=k, average="micro", **sync).to(device) for k in heads]

@@ -13,8 +13,10 @@ simply follows the generator (beta 0) until that many thousand images, then star
 official ``--ema_start``: 20k iterations at 128 px). Buffers (batch-norm
 statistics) are copied, not averaged. The state (images at the last update) is saved in checkpoints.
 
-The averaged generator lives on the module as ``generator_ema``: it is saved in and restored
-from checkpoints with the rest of the state dict, and :meth:`gans.training.gan_module.GANModule.sample`,
+The averaged generator lives on the module as ``generator_ema``: it travels in the state dict, so checkpoints
+keep it and, under ``ddp_spawn`` / ``ddp_fork`` / ``ddp_notebook``, the launching process gets rank 0's copy (a module
+that lacks the copy creates it when a state dict holding one loads:
+:meth:`gans.training.core.AdversarialModule.load_state_dict`), and :meth:`gans.training.gan_module.GANModule.sample`,
 sample grids and ``lightning predict`` use it. A model with several generators names them in
 ``ema_networks`` (:class:`gans.training.contracts.EMAHost`; GANModule: ``generator``; CycleGAN:
 ``generator_ab``, ``generator_ba``); each is averaged into ``<name>_ema``. Every DDP rank computes the same average from
@@ -30,7 +32,7 @@ import torch
 from torch import nn
 
 from gans.training import contracts
-from gans.training.gan_module import frozen_copy
+from gans.training.core import frozen_copy
 from gans.errors import ConfigError
 
 

@@ -45,7 +45,6 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from gans.nn.basic import eval_mode
 from gans.tools.pictures import logger_step
 from callbacks.schedule import KimgMetric
 from gans.training import contracts, distributed
@@ -146,8 +145,7 @@ class FID(KimgMetric):
         """Compute the metrics for the current generator on every rank; log them from rank 0."""
         start = time.perf_counter()
         device = pl_module.device
-        distributed.average_buffers(trainer.strategy, pl_module)
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), eval_mode(pl_module):
+        with self.measuring(trainer, pl_module):
             self._prepare(trainer, device)
             for indices in rank_block(self.num_samples, trainer.global_rank, trainer.world_size).split(self.batch_size):
                 self._update(to_uint8(pl_module.sample_indexed(indices)), real=False)

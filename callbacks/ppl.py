@@ -41,7 +41,6 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from callbacks.fid import rank_block
-from gans.nn.basic import eval_mode
 from gans.tools.pictures import logger_step
 from callbacks.schedule import KimgMetric
 from gans.training import contracts, distributed
@@ -240,9 +239,8 @@ class PPL(KimgMetric):
         """Measure this rank's paths, gather every rank's distances, filter and average them; log from rank 0."""
         start = time.perf_counter()
         device = pl_module.device
-        distributed.average_buffers(trainer.strategy, pl_module)
         indices = rank_block(self.num_samples, trainer.global_rank, trainer.world_size)
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), eval_mode(pl_module):
+        with self.measuring(trainer, pl_module):
             if isinstance(self._distance, nn.Module):
                 self._distance.to(device)
             distances = perceptual_path_length(

@@ -7,11 +7,15 @@ Counting in images (integers) rather than kimg (floats) matters: ``9 * 0.128`` i
 from __future__ import annotations
 
 import math
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import lightning as L
+import torch
 
 from gans.errors import ConfigError
+from gans.nn.basic import eval_mode
+from gans.training import distributed
 
 
 class KimgSchedule:
@@ -58,6 +62,17 @@ class KimgMetric(L.Callback):
 
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
         raise NotImplementedError
+
+    @staticmethod
+    @contextmanager
+    def measuring(trainer: L.Trainer, pl_module: L.LightningModule) -> Iterator[None]:
+        """Where :meth:`evaluate` samples: the module in eval mode, its buffers averaged over ranks so that every rank
+        samples one network (each rank's own put back afterwards), and the global RNG forked: training goes on as it
+        would without the metric."""
+        device = pl_module.device
+        with (torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), eval_mode(pl_module),
+              distributed.buffers_averaged(trainer.strategy, pl_module)):
+            yield
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.schedule.start(pl_module.images_seen)

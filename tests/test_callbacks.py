@@ -133,8 +133,8 @@ def test_add_image_is_called_with_an_hwc_picture(tmp_path):
 def test_log_image_is_used_when_the_logger_has_it(tmp_path):
     """W&B-style loggers get ``log_image(key="samples", images=[HWC array])`` at the step of the batch's
     scalars (batches trained), not at trainer.global_step (D + G optimizer steps)."""
-    wandb_like = mock.Mock(spec=["log_image"])
-    t = mock.Mock(loggers=[wandb_like], global_step=14, log_dir=str(tmp_path))
+    wandb_like = mock.Mock(spec=["log_image", "save_dir"], save_dir=str(tmp_path))  # the run folder: a W&B logger's save_dir
+    t = mock.Mock(loggers=[wandb_like], global_step=14)
     t.fit_loop.epoch_loop._batches_that_stepped = 7
     picture = np.zeros((4, 4, 3), dtype=np.uint8)
     assert save_picture(t, picture, step=3) == tmp_path / "samples" / "step_0000003.png"

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import EMA, FID, PPL, ProgressiveGrowing, SampleGrid
 from datamodules import ImageFolderDataModule, MNISTDataModule
-from gans import DCGAN, GAN, BigGAN, CoGAN, CycleGAN, Pix2Pix, ProGAN, StarGAN, StyleGAN, StyleGAN2
+from gans import CGAN, DCGAN, GAN, BigGAN, CoGAN, CycleGAN, Pix2Pix, ProGAN, StarGAN, StyleGAN, StyleGAN2
 from gans.errors import ConfigError
 from gans.training import contracts
 from gans.training.gan_module import GANModule
@@ -135,6 +135,26 @@ def test_datamodule_capabilities_are_tested_through_the_protocols(tmp_path: Path
     assert contracts.data_shape(mnist, None) == (1, 16, 16) and contracts.data_shape(None, plain) is None
     with pytest.raises(ConfigError, match=r"needs a datamodule that serves growth stages .*; there is none \(to provide batch_size, set_stage\): drop batch_size\.$"):
         contracts.require(None, contracts.GrowingData, "ProgressiveGrowing batch_size", "drop batch_size")
+
+
+class Stated(L.LightningDataModule):
+    """A datamodule that states its sample shape and classes (contracts.ShapedData, contracts.LabelledData)."""
+
+    def __init__(self, data_shape: tuple[int, ...], num_classes: int) -> None:
+        super().__init__()
+        self.data_shape, self.num_classes = data_shape, num_classes
+
+    def train_dataloader(self) -> DataLoader:
+        return images()
+
+
+def test_the_data_a_model_is_given_are_checked_through_the_data_contracts(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"DCGAN makes images of shape \(1, 16, 16\) but Stated gives \(1, 32, 32\)"):
+        quiet_trainer(tmp_path, max_steps=1).fit(dcgan(), datamodule=Stated((1, 32, 32), 0))
+    cgan = CGAN(num_classes=10, data_shape=(1, 16, 16), z_dim=4, g_hidden=(8,), d_hidden=(8,), d_pieces=2)
+    with pytest.raises(ConfigError, match=r"CGAN is conditioned on 10 classes but Stated has 3: set model.init_args.num_classes: 3\."):
+        quiet_trainer(tmp_path, max_steps=1).fit(cgan, datamodule=Stated((1, 16, 16), 3))
+    quiet_trainer(tmp_path, max_steps=1).fit(dcgan(), datamodule=Stated((1, 16, 16), 0))  # matching data train
 
 
 # A callback on an unsuitable module fails when it is set up, before any batch trains.

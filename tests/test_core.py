@@ -90,6 +90,38 @@ def test_lr_schedulers_are_stepped_under_manual_optimization(tmp_path: Path) -> 
     assert opt_g.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5**3)  # 6 batches: 3 scheduler steps
 
 
+class Plateau(GAN):
+    """A toy GAN logging a constant ``test/flat`` every batch, its G lr under ReduceLROnPlateau watching it (interval step)."""
+
+    def __init__(self, plain: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.plain = plain  # torch's ReduceLROnPlateau, which names no metric, instead of Lightning's
+
+    def training_step(self, batch, batch_idx):
+        self.log("test/flat", 1.0)
+        return super().training_step(batch, batch_idx)
+
+    def configure_optimizers(self):
+        from lightning.pytorch.cli import ReduceLROnPlateau
+
+        opt_d, opt_g = super().configure_optimizers()
+        plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt_g, factor=0.5, patience=0) if self.plain
+                   else ReduceLROnPlateau(opt_g, monitor="test/flat", factor=0.5, patience=0))
+        return [opt_d, opt_g], [{"scheduler": plateau, "interval": "step", "monitor": "test/flat"}]
+
+
+def test_reduce_lr_on_plateau_steps_on_the_metric_it_watches(tmp_path: Path) -> None:
+    """Lightning drops the lr_scheduler dict's ``monitor`` under manual optimization: the scheduler names its metric
+    (Lightning's ``ReduceLROnPlateau(optimizer, monitor)``) and steps on it; torch's, naming none, is refused in one line."""
+    base = dict(data_shape=(2,), z_dim=4, g_hidden=(8,), d_hidden=(8,), d_pieces=2, g_tanh=False, optimizer="adam", lr_g=1e-3)
+    model = Plateau(**base)
+    quiet_trainer(tmp_path, max_steps=-1, max_epochs=1).fit(model, datamodule=ToyDataModule(num_samples=256, batch_size=64))
+    _, opt_g = model.optimizers()
+    assert opt_g.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5**3)  # 4 batches: a best value, then 3 without progress
+    with pytest.raises(ConfigError, match=r"^ReduceLROnPlateau needs the metric .* lightning\.pytorch\.cli\.ReduceLROnPlateau"):
+        quiet_trainer(tmp_path, max_steps=2).fit(Plateau(plain=True, **base), datamodule=ToyDataModule(num_samples=256, batch_size=64))
+
+
 @pytest.mark.parametrize("name", ["FSDPStrategy", "DeepSpeedStrategy"])
 def test_unsupported_strategies_are_refused_in_one_line(tmp_path: Path, name: str) -> None:
     """FSDP needs a GPU and DeepSpeed is not installed here: a CPU strategy under the refused class name stands in."""

@@ -1,25 +1,23 @@
 """DDP with 2 CPU processes (gloo): parameters and buffers stay identical across ranks."""
 
-import os
-import subprocess
+import json
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
-from helpers import write_folder
+from gans.training import distributed
+from helpers import run_ranks, write_folder
 
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_fit.py"
+CONFIG_DIR = Path(__file__).parents[1] / "experiments"
 
 
 def fit_on_two_ranks(tmp_path: Path, model: str, *args: str) -> tuple[dict, dict]:
-    """Run ``ddp_fit.py`` for ``model`` on 2 CPU processes (one thread each: two ranks on a 2-core machine, no OpenMP
-    oversubscription) and return each rank's record."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), model, *args], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    """Run ``ddp_fit.py`` for ``model`` on 2 CPU processes and return each rank's record."""
+    run_ranks(SCRIPT, tmp_path, model, *args, cwd=tmp_path)
     return tuple(torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
 
 
@@ -119,6 +117,36 @@ def test_ddp_cyclegan_keeps_all_four_networks_identical_across_ranks(tmp_path: P
         assert len(rank0["pools"][name]) == 2 and not torch.equal(rank0["pools"][name], rank1["pools"][name])
 
 
+EXPERIMENTS = Path(__file__).parent / "scripts" / "ddp_experiments.py"
+
+
+def test_every_experiment_runs_its_callbacks_to_the_end_of_fit_on_two_ranks(mnist_root: Path, tmp_path: Path) -> None:
+    """Every experiments/ config (but neural style transfer, which optimises one image on one process) fits 4 steps on
+    tiny data on 2 processes, in one launch, and every callback runs to the end of fit on both ranks: no rank-0-only
+    code (a sample grid, a picture's run folder, a checkpoint's name, the W&B run id) enters a collective alone, which
+    would pair it with another rank's next collective and end the run ("Connection closed by peer") or hang it."""
+    from test_experiments import EXPERIMENTS as CONFIGS, STYLE_TRANSFER
+
+    names = [p.stem for p in CONFIGS if p not in STYLE_TRANSFER]
+    run_ranks(EXPERIMENTS, tmp_path, mnist_root, *names, cwd=tmp_path, timeout=400)
+    rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert list(rank0) == list(rank1) == names
+    for name in names:
+        ours, theirs = rank0[name], rank1[name]
+        assert ours["world_size"] == 2, name
+        assert ours["global_step"] == theirs["global_step"] > 0 and ours["images_seen"] == theirs["images_seen"] > 0, name
+        assert ours["metrics"].keys() == theirs["metrics"].keys(), name  # FID, PPL, conditional accuracy at the end
+        for metric, value in ours["metrics"].items():
+            assert value == pytest.approx(theirs["metrics"][metric], rel=1e-5, abs=1e-6), f"{name}: {metric} differs across ranks"
+        assert ours["pictures"], f"{name}: rank 0 left no sample picture"
+        callbacks = {c["class_path"] for c in yaml.safe_load((CONFIG_DIR / f"{name}.yaml").read_text())["trainer"].get("callbacks", [])}
+        if "callbacks.KimgCheckpoint" in callbacks:
+            assert "last.ckpt" in ours["checkpoints"], name
+        for metric in ("FID", "PPL"):
+            if f"callbacks.{metric}" in callbacks:
+                assert f"metrics/{metric.lower()}" in ours["metrics"], name
+
+
 PROPERTIES = Path(__file__).parent / "scripts" / "ddp_properties.py"
 
 
@@ -129,16 +157,16 @@ def _gradients(loss_fn, module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="session")  # once per xdist worker that runs one of its tests (a module fixture can be torn down between them)
-def ddp_records(tmp_path_factory) -> tuple[dict, dict]:
+def ddp_records(tmp_path_factory) -> tuple[dict, dict, dict]:
+    """Each rank's record, and the checkpoint written mid-fit."""
     out = tmp_path_factory.mktemp("ddp_properties")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, str(PROPERTIES), str(out)], cwd=out, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return tuple(torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    run_ranks(PROPERTIES, out, cwd=out)
+    ranks = tuple(torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    return (*ranks, torch.load(out / "mid.ckpt", weights_only=True))
 
 
 def test_ddp_ranks_draw_different_latents(ddp_records) -> None:
-    rank0, rank1 = ddp_records
+    rank0, rank1, _ = ddp_records
     assert not torch.allclose(rank0["first_fake"], rank1["first_fake"])
     assert not torch.equal(rank0["g_z"], rank1["g_z"])
 
@@ -149,7 +177,7 @@ def test_ddp_update_uses_the_mean_of_the_ranks_gradients(ddp_records) -> None:
     sys.path.insert(0, str(PROPERTIES.parent))
     from ddp_properties import LR, Recorded
 
-    rank0, rank1 = ddp_records
+    rank0, rank1, _ = ddp_records
     model = Recorded()
     model._log_now = False
     # D's first step.
@@ -178,7 +206,9 @@ def test_ddp_update_uses_the_mean_of_the_ranks_gradients(ddp_records) -> None:
 
 
 def test_ddp_nan_on_one_rank_skips_the_update_on_both(ddp_records) -> None:
-    rank0, rank1 = ddp_records
+    """Rank 1's D loss is NaN at one batch while its gradients are finite, so the averaged gradients are finite too:
+    both ranks skip that update only because the core turns a NaN loss into NaN gradients (its poisoning)."""
+    rank0, rank1, _ = ddp_records
     for rank in (rank0, rank1):
         before, after = rank["d_around_nan"]
         assert all(torch.equal(before[k], after[k]) for k, v in before.items() if "running" not in k and "num_batches" not in k)
@@ -187,7 +217,7 @@ def test_ddp_nan_on_one_rank_skips_the_update_on_both(ddp_records) -> None:
 
 
 def test_ddp_unused_parameters_are_never_stepped_and_ranks_stay_identical(ddp_records) -> None:
-    rank0, rank1 = ddp_records
+    rank0, rank1, _ = ddp_records
     for rank in (rank0, rank1):
         assert rank["unused_grad"] is None and rank["unused_state"] == 0  # no zero gradient, no momentum buffer
         assert torch.equal(rank["final"]["discriminator.unused.weight"], rank0["d_before"]["unused.weight"])
@@ -197,14 +227,58 @@ def test_ddp_unused_parameters_are_never_stepped_and_ranks_stay_identical(ddp_re
     assert rank0["images_seen"] == rank1["images_seen"] == 64
 
 
+def test_ddp_checkpoint_holds_averaged_buffers_and_leaves_each_ranks_own(ddp_records) -> None:
+    """A checkpoint written mid-fit holds the buffers averaged over ranks, each in its own dtype (a float64 buffer is
+    not rounded through float32), and each rank's own for a resume, while the live buffers, which follow each rank's own
+    data, are left as they were."""
+    rank0, rank1, checkpoint = ddp_records
+    (before0, after0), (before1, after1) = rank0["buffers_around_save"], rank1["buffers_around_save"]
+    for before, after in ((before0, after0), (before1, after1)):
+        for name, value in before.items():
+            assert after[name].dtype == value.dtype and torch.equal(after[name], value), f"saving changed {name}"
+    bn = [name for name in before0 if name.endswith("running_mean")]
+    assert bn and not any(torch.allclose(before0[name], before1[name]) for name in bn)  # each rank's own statistics
+    state = checkpoint["state_dict"]
+    for name, value in before0.items():
+        assert state[name].dtype == value.dtype, name
+        torch.testing.assert_close(state[name], (value + before1[name]) / 2, rtol=1e-6, atol=1e-7, msg=name)
+    precise = state["discriminator.precise"]  # 1 + 1e-12 on rank 0, 1 + 2e-12 on rank 1
+    torch.testing.assert_close(precise, torch.full((3,), 1 + 1.5e-12, dtype=torch.float64), rtol=0, atol=1e-15)
+    for saved, own in zip(checkpoint["gan_progress"]["rank_buffers"], (before0, before1), strict=True):  # for a resume
+        assert saved.keys() == own.keys() and all(torch.equal(saved[name], own[name]) for name in own)
+
+
+class OtherRankTriples:
+    """A 2-rank strategy as one rank sees it when the other holds three times its values: the mean is twice its own."""
+
+    world_size = 2
+
+    def reduce(self, tensor: torch.Tensor, reduce_op: str) -> torch.Tensor:
+        assert reduce_op == "mean"
+        return tensor * 2
+
+
+def test_buffers_averaged_for_an_evaluation_are_put_back() -> None:
+    """FID and PPL sample with the buffers averaged over ranks; afterwards each rank has its own back, in its dtype."""
+    module = torch.nn.BatchNorm1d(3)
+    module.running_mean.fill_(0.25)
+    module.register_buffer("low", torch.full((2,), 0.5, dtype=torch.float16))
+    module.register_buffer("precise", torch.full((2,), 1 + 1e-12, dtype=torch.float64))
+    own = {name: b.clone() for name, b in module.named_buffers()}
+    with distributed.buffers_averaged(OtherRankTriples(), module):
+        assert torch.equal(module.running_mean, torch.full((3,), 0.5)) and torch.equal(module.running_var, torch.full((3,), 2.0))
+        assert module.low.dtype == torch.float16 and torch.equal(module.low, torch.ones(2, dtype=torch.float16))
+        assert torch.equal(module.precise, torch.full((2,), 2 + 2e-12, dtype=torch.float64))
+        assert int(module.num_batches_tracked) == 0  # integer buffers count the same on every rank: not averaged
+    for name, b in module.named_buffers():
+        assert b.dtype == own[name].dtype and torch.equal(b, own[name]), name
+
+
 RESUME = Path(__file__).parent / "scripts" / "ddp_resume.py"
 
 
 def _run(tmp_path: Path, mode: str) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, str(RESUME), str(tmp_path), mode], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=400)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_ranks(RESUME, tmp_path, mode, cwd=tmp_path, timeout=400)
 
 
 def test_ddp_resume_continues_as_the_uninterrupted_two_process_run(tmp_path: Path) -> None:
@@ -218,7 +292,16 @@ def test_ddp_resume_continues_as_the_uninterrupted_two_process_run(tmp_path: Pat
     assert not torch.equal(ranks[0]["straight_draw"], ranks[1]["straight_draw"])  # ... and the ranks' streams differ
 
 
-def test_ddp_spawn_counters_reach_the_launching_process(tmp_path: Path) -> None:
+def test_ddp_spawn_hands_counters_growth_stage_and_ema_generator_to_the_launching_process(tmp_path: Path) -> None:
+    """Under ddp_spawn the launching process gets rank 0's weights through ``load_state_dict``: its model must end as the
+    workers' did (the counters, the stage of a growing model mid fade-in, and the EMA generator, which only the workers'
+    callback created), or sampling and predict there silently use the raw generator at the wrong stage."""
     _run(tmp_path, "ddp_spawn")
-    counters = torch.load(tmp_path / "spawn.pt", weights_only=True)
-    assert counters == {"images_seen": 64, "g_steps": 4, "batches": 4}
+    worker, launcher = (torch.load(tmp_path / name, weights_only=True) for name in ("worker.pt", "spawn.pt"))
+    assert worker["counters"] == launcher["counters"] == {"images_seen": 64, "g_steps": 4, "batches": 4}
+    assert worker["stages"] == launcher["stages"] == [(8, 0.25)] * 3  # G, D and the EMA G, mid fade-in
+    assert launcher["ema"] is not None, "the launching process has no EMA generator"
+    assert launcher["ema"].keys() == worker["ema"].keys()
+    for name, value in worker["ema"].items():
+        assert torch.equal(launcher["ema"][name], value), name
+    assert any(not torch.equal(worker["ema"][k], v) for k, v in worker["generator"].items() if v.is_floating_point())  # averaged

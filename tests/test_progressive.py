@@ -141,6 +141,13 @@ def test_checkpoint_keeps_the_stage_for_predict(tmp_path: Path) -> None:
     model = RecordingProGAN.load_from_checkpoint(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
     assert (model.current_resolution, model.alpha) == (8, 0.5)
     assert model.sample(2).shape == (2, 3, 16, 16), "samples of a lower stage come upsampled to img_resolution"
+    # Written before the stage travelled in the networks' state dicts (it came beside them, as "growth"), with an EMA G.
+    old = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
+    state = {k: v for k, v in old["state_dict"].items() if not k.endswith("._extra_state")}
+    state.update({"generator_ema." + k.removeprefix("generator."): v for k, v in state.items() if k.startswith("generator.")})
+    torch.save({**old, "state_dict": state, "growth": {"resolution": 8, "alpha": 0.5}}, tmp_path / "old.ckpt")
+    model = RecordingProGAN.load_from_checkpoint(tmp_path / "old.ckpt", weights_only=True)
+    assert all((net.current_resolution, net.alpha) == (8, 0.5) for net in (model.generator, model.discriminator, model.generator_ema))
 
 
 def test_bad_settings_are_refused(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ The contracts and who relies on them:
 - :class:`EMAHost` (GANModule: ``generator``; TranslationGAN: its generators): :class:`callbacks.EMA`, which keeps
   the average of network ``name`` as the module's ``<name>_ema`` (:func:`network`, :func:`ema_copy`).
 - Data, all optional: :class:`ShapedData` (``data_shape``, of a datamodule or a model: :func:`data_shape`),
+  :class:`LabelledData` (``num_classes``, checked against a conditional model's),
   :class:`RealImages` and :class:`CacheKeyed` (every :class:`datamodules.base.GANDataModule`): the real images FID
   and ConditionalAccuracy compare against (:func:`real_dataset`) and the key of their caches; :class:`CacheNamed`,
   a feature extractor's name in FID's cache.
@@ -210,6 +211,13 @@ class ShapedData(Protocol):
     """data that state the shape of one sample"""
 
     data_shape: Sequence[int]  # (C, H, W) for images, (2,) for 2-D points
+
+
+@runtime_checkable
+class LabelledData(Protocol):
+    """data that state their classes"""
+
+    num_classes: int | Sequence[int]  # 0 = unlabelled; an int (one head) or one count per label head (gans.labels)
 
 
 @runtime_checkable

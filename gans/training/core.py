@@ -18,7 +18,8 @@ image-to-image module for pix2pix or CycleGAN):
   instance noise differ across ranks; checkpoints save every rank's RNG state and a resume restores
   each rank its own.
 - Cheap logging: :meth:`log_train` logs only on the trainer's logging steps (and the first batch).
-- Lightning lr schedulers, stepped under manual optimization (``interval: step`` = per batch).
+- Lightning lr schedulers, stepped under manual optimization (``interval: step`` = per batch);
+  ``ReduceLROnPlateau`` on the metric it names, averaged over ranks so every rank takes the same decision.
 - ``max_kimg``: stop after this many thousand real images (StyleGAN's ``--kimg``).
 - A refusal, in one line, of strategies that cannot train alternating phases correctly.
 
@@ -39,15 +40,18 @@ batches in a row had a skipped update.
 
 from __future__ import annotations
 
+import copy
 import warnings
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import lightning as L
 import torch
+from lightning.pytorch.cli import ReduceLROnPlateau as PlateauScheduler  # torch's, with the metric it watches (monitor)
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
-from gans.training import distributed
+from gans.training import contracts, distributed
 from gans import legacy
 from gans.training import lightning_compat
 from gans.errors import ConfigError, NonFiniteLossError
@@ -91,6 +95,11 @@ class Progress(nn.Module):
         for name in self.COUNTS:
             if prefix + name in state_dict:
                 self.counts[name] = int(state_dict[prefix + name])
+
+
+def frozen_copy(module: nn.Module) -> nn.Module:
+    """A deep copy of ``module`` that no optimizer trains (an EMA copy)."""
+    return copy.deepcopy(module).requires_grad_(False)
 
 
 def optimizer_params(opt: Any) -> list[nn.Parameter]:
@@ -142,6 +151,7 @@ class AdversarialModule(L.LightningModule):
         self._log_now = True
         self._end_epoch_requested = False
         self._epoch_cut_short = False
+        self._own_buffers: dict[str, Tensor] | None = None  # a resumed rank's own buffers, set at train start
 
     images_seen = _counter("images_seen")
     batches = _counter("batches")
@@ -168,12 +178,12 @@ class AdversarialModule(L.LightningModule):
 
     def check_data_shape(self) -> None:
         """Fail early, with the fix, when the datamodule's ``data_shape`` is not the model's (both optional)."""
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        given, expected = getattr(datamodule, "data_shape", None), getattr(self, "data_shape", None)
-        if given is not None and expected is not None and tuple(given) != tuple(expected):
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        given, expected = contracts.data_shape(datamodule), contracts.data_shape(self)
+        if given is not None and expected is not None and given != expected:
             raise ConfigError(
-                f"{type(self).__name__} makes images of shape {tuple(expected)} but {type(datamodule).__name__} "
-                f"gives {tuple(given)}: {self.data_shape_fix}."
+                f"{type(self).__name__} makes images of shape {expected} but {type(datamodule).__name__} "
+                f"gives {given}: {self.data_shape_fix}."
             )
 
     def setup(self, stage: str) -> None:
@@ -309,9 +319,10 @@ class AdversarialModule(L.LightningModule):
 
     def _wrap_networks_for_ddp(self) -> None:
         """Under Lightning's DDP: one DDP wrapper per trained network, built before the first forward (building
-        one broadcasts rank 0's parameters in place)."""
+        one broadcasts rank 0's parameters in place); Lightning's whole-module wrapper keeps the buffers local."""
         outer = self.trainer.strategy.model
         if self._ddp is None and distributed.is_ddp(outer):
+            distributed.keep_buffers_local(outer)
             trained = [p for o in self.trainer.optimizers for p in optimizer_params(o)]
             frozen = [p for p in trained if not p.requires_grad]  # the idle network, under toggled_optimizer
             for p in frozen:
@@ -399,16 +410,14 @@ class AdversarialModule(L.LightningModule):
 
     def _step_schedulers(self, interval: str) -> None:
         """Lightning's lr schedulers under manual optimization: ``interval: step`` steps every ``frequency``
-        training batches, ``interval: epoch`` every ``frequency`` epochs; ReduceLROnPlateau gets its monitor."""
+        training batches, ``interval: epoch`` every ``frequency`` epochs; ReduceLROnPlateau on its metric
+        (:meth:`_plateau_metric`)."""
         count = self.batches if interval == "step" else self.current_epoch + 1
         for config in self.trainer.lr_scheduler_configs:
             if config.interval != interval or count % config.frequency:
                 continue
-            if config.reduce_on_plateau:
-                value = self.trainer.callback_metrics.get(config.monitor)
-                if value is None:
-                    raise ConfigError(f"ReduceLROnPlateau monitors {config.monitor!r}, which is not logged: log it or change monitor.")
-                config.scheduler.step(value)
+            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                config.scheduler.step(self._plateau_metric(config.scheduler))
             else:
                 with warnings.catch_warnings():  # schedules count batches or epochs, not this optimizer's steps: with
                     # n_critic > 1 the G optimizer has not stepped yet when the first batches step its schedule
@@ -428,8 +437,32 @@ class AdversarialModule(L.LightningModule):
         self._epoch_cut_short = False
         lightning_compat.uncount_dropped_batch(self.trainer)
 
+    def _plateau_metric(self, scheduler: PlateauScheduler) -> Tensor:
+        """The current value of the metric a ReduceLROnPlateau watches, averaged over ranks (a metric logged without
+        ``sync_dist`` is each rank's own; the ranks must reduce their learning rates together)."""
+        value = self.trainer.callback_metrics.get(scheduler.monitor)
+        if value is None:
+            raise ConfigError(
+                f"ReduceLROnPlateau monitors {scheduler.monitor!r}, which is not logged (yet) when it steps: log it, name a logged "
+                f"metric, or step it less often (interval epoch, a larger frequency)."
+            )
+        value = torch.as_tensor(value, dtype=torch.float32, device=self.root_device())
+        return distributed.mean_over_ranks(self.trainer.strategy, value)
+
     def on_train_start(self) -> None:
         self._nonfinite_reported = self.nonfinite_steps  # a resumed run warns only about its own skips
+        if self._own_buffers is not None:  # a resume: this rank's own buffers, now that DDP's wrapper is built
+            buffers = dict(self.named_buffers())
+            with torch.no_grad():
+                for name, value in self._own_buffers.items():
+                    buffers[name].copy_(value)
+            self._own_buffers = None
+        for config in self.trainer.lr_scheduler_configs:
+            if isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and not isinstance(config.scheduler, PlateauScheduler):
+                raise ConfigError(
+                    "ReduceLROnPlateau needs the metric it watches, which Lightning drops from the lr_scheduler dict under manual "
+                    "optimization: build it as lightning.pytorch.cli.ReduceLROnPlateau(optimizer, monitor=\"metrics/fid\", ...)."
+                )
 
     # Logging.
 
@@ -456,24 +489,29 @@ class AdversarialModule(L.LightningModule):
         if (self._log_now or always) and self._trainer is not None:  # a loss computed outside fit (a test, a notebook) logs nothing
             self.log_dict(metrics, prog_bar=prog_bar)
 
-    # Buffers are averaged over ranks where they are read.
+    # Buffers: each rank's own during fit, averaged over ranks in checkpoints and at the end of fit.
 
     def on_train_end(self) -> None:
-        distributed.average_buffers(self.trainer.strategy, self)
+        """The trained model is one model on every rank, the one its last checkpoint holds: the buffers take their
+        average over ranks (the only time the live buffers are averaged; see :mod:`gans.training.distributed`)."""
+        distributed.average_buffers_(self.trainer.strategy, self)
         self._ddp, self._ddp_of_optimizer = None, {}  # a later fit builds wrappers for its own process group
 
     # Checkpoints: class, per-rank RNG states, averaged buffers.
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Runs on every rank (Lightning dumps the checkpoint everywhere and writes it from rank 0)."""
+        """Runs on every rank (Lightning dumps the checkpoint everywhere and writes it from rank 0). The state dict
+        gets the buffers' averages over ranks (one model: predict, ``load_from_checkpoint``), ``gan_progress`` every
+        rank's own (a resume gives each rank its own back); the live buffers are left alone, so saving changes no run."""
         strategy = self.trainer.strategy if self._trainer is not None else None
-        distributed.average_buffers(strategy, self)
         state = checkpoint.get("state_dict")
-        if state is not None:
-            for name, buffer in self.named_buffers():
-                if name in state and buffer.is_floating_point():
-                    state[name] = buffer.detach().clone()
-        checkpoint["gan_progress"] = {"model_class": qualified_name(type(self)), **self._rng_states(strategy)}
+        progress = {"model_class": qualified_name(type(self)), **self._rng_states(strategy)}
+        if strategy is not None and strategy.world_size > 1:
+            averaged, everyone = distributed.averaged_buffers(strategy, self), distributed.buffers_of_every_rank(strategy, self)
+            if state is not None:
+                state.update({name: value for name, value in averaged.items() if name in state})
+                progress["rank_buffers"] = [{name: value.cpu() for name, value in rank.items() if name in state} for rank in everyone]
+        checkpoint["gan_progress"] = progress
 
     def _rng_states(self, strategy: Any) -> dict[str, list[Tensor]]:
         states = {"rng_cpu": torch.get_rng_state()}
@@ -491,6 +529,20 @@ class AdversarialModule(L.LightningModule):
             everyone = strategy.all_gather(value.to(self.root_device()))  # DDP: [world_size, n]; XLA concatenates: [world_size * n]
             gathered[name] = [s.cpu().clone() for s in everyone.reshape(strategy.world_size, -1).unbind(0)]  # own storage
         return gathered
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """``nn.Module.load_state_dict``, after giving an EMA host (:class:`gans.training.contracts.EMAHost`) the EMA
+        copies that ``state_dict`` holds (``<name>_ema.*``, written with :class:`callbacks.EMA`) and it lacks.
+
+        Every load comes through here: a checkpoint (resume, ``load_from_checkpoint``, ``predict``) and, under
+        ``ddp_spawn`` / ``ddp_fork`` / ``ddp_notebook``, the weights Lightning hands from rank 0 back to the launching
+        process, whose module never ran the callback's ``setup``: without the copy, sampling and ``predict`` there
+        would use the raw generator."""
+        if isinstance(self, contracts.EMAHost):
+            for name in self.ema_networks:
+                if contracts.ema_copy(self, name) is None and any(key.startswith(f"{contracts.ema_name(name)}.") for key in state_dict):
+                    setattr(self, contracts.ema_name(name), frozen_copy(contracts.network(self, name, "load_state_dict")))
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         progress = checkpoint.get("gan_progress")
@@ -511,6 +563,9 @@ class AdversarialModule(L.LightningModule):
             for name in (*Progress.COUNTS, "nonfinite_steps"):
                 state[f"progress.{name}"] = torch.tensor(int(progress.get(name, 0)))
             state["progress.nonfinite_streak"] = state["progress.nonfinite_tripped"] = torch.tensor(0)
+        rank_buffers = progress.get("rank_buffers") or []
+        if self._resuming() and len(rank_buffers) == self.trainer.world_size:  # on as many ranks: each its own buffers,
+            self._own_buffers = rank_buffers[self.trainer.global_rank]  # set at train start (building DDP's wrapper copies rank 0's)
         own = self.state_dict()
         for name, value in checkpoint.get("state_dict", {}).items():
             if name in own and own[name].shape != value.shape:
@@ -519,6 +574,10 @@ class AdversarialModule(L.LightningModule):
                     f"build the model with the checkpoint's settings ({checkpoint.get('hyper_parameters', {})})."
                 )
         self._restore_rng(progress)
+
+    def _resuming(self) -> bool:
+        """Whether a checkpoint is being restored to continue training (``fit(ckpt_path=...)``), not to use the model."""
+        return self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING
 
     def _restore_rng(self, progress: dict[str, Any]) -> None:
         rank = self.trainer.global_rank if self._trainer is not None else 0

@@ -27,8 +27,10 @@ they are not communicated every step, and each rank's follow its own data. Where
 average over ranks is taken without touching them (:func:`averaged_buffers`): a checkpoint holds the
 averages, and an evaluation (FID, PPL) samples one network on every rank under :func:`buffers_averaged`,
 which puts each rank's own back afterwards, so writing a checkpoint or measuring FID leaves training as
-it was. Only the end of fit sets them to the average (:func:`average_buffers_`): the trained model is then
-one model on every rank, the one its last checkpoint holds (and the one ``ddp_spawn`` hands back).
+it was. A checkpoint also keeps every rank's own (:func:`buffers_of_every_rank`), which a resume gives back to
+each rank, as it does their random streams. Only the end of fit sets them to the average
+(:func:`average_buffers_`): the trained model is then one model on every rank, the one its last checkpoint
+holds (and the one ``ddp_spawn`` hands back).
 """
 
 from __future__ import annotations
@@ -97,6 +99,19 @@ def wrap_networks(networks: dict[str, nn.Module], like: DistributedDataParallel)
     }
 
 
+def keep_buffers_local(wrapper: DistributedDataParallel) -> None:
+    """Stop ``wrapper`` from broadcasting rank 0's buffers at the start of its forward.
+
+    DDP does so at the first forward of a fresh wrapper (and whenever its last forward was followed by a synchronised
+    backward); here the buffers are each rank's own during fit, and a resumed rank gets its own back at train start
+    (:meth:`gans.training.core.AdversarialModule.on_train_start`), which that broadcast would overwrite.
+    Set on Lightning's whole-module wrapper before its first forward: ``forward_sync_buffers`` (torch >= 2.13) or
+    ``broadcast_buffers`` (before), the attribute DDP reads for it."""
+    for name in ("forward_sync_buffers", "broadcast_buffers"):
+        if hasattr(wrapper, name):
+            setattr(wrapper, name, False)
+
+
 def expect_gradients(wrappers: Iterable[DistributedDataParallel], loss: Tensor) -> None:
     """Tell each wrapper that the next backward (of ``loss``) computes its network's gradients."""
     for wrapper in wrappers:
@@ -118,26 +133,50 @@ def mean_over_ranks(strategy: Any, value: Tensor) -> Tensor:
     return strategy.reduce(value.detach().clone(), reduce_op="mean")
 
 
+def _buffer_groups(module: nn.Module) -> list[list[tuple[str, Tensor]]]:
+    """``module``'s floating-point buffers (``named_buffers``), grouped by the precision they are communicated in:
+    float64 buffers in float64, the others in float32, so none is rounded through a narrower type than its own.
+    Integer buffers, which count steps the same on every rank, are left out. The same groups on every rank."""
+    named = [(name, b) for name, b in module.named_buffers() if b.is_floating_point()]
+    groups = [[(name, b) for name, b in named if b.dtype != torch.float64], [(name, b) for name, b in named if b.dtype == torch.float64]]
+    return [group for group in groups if group]
+
+
+def _flat(group: list[tuple[str, Tensor]]) -> Tensor:
+    precision = torch.float64 if group[0][1].dtype == torch.float64 else torch.float32
+    return torch.cat([b.detach().to(precision).reshape(-1) for _, b in group])
+
+
+def _unflat(group: list[tuple[str, Tensor]], flat: Tensor) -> dict[str, Tensor]:
+    parts = flat.split([b.numel() for _, b in group])
+    return {name: part.reshape(b.shape).to(device=b.device, dtype=b.dtype) for (name, b), part in zip(group, parts)}
+
+
 @torch.no_grad()
 def averaged_buffers(strategy: Any, module: nn.Module) -> dict[str, Tensor]:
     """Copies of ``module``'s floating-point buffers averaged over ranks, by ``named_buffers`` name, each in its
-    buffer's dtype and on its device; the buffers themselves are left alone. One collective per precision of
-    the sums (float64 buffers in float64, the others in float32), so no buffer is rounded through a narrower
-    type than its own. Integer buffers, which count steps the same on every rank, are not included; with one
-    process there is nothing to average (an empty dict)."""
+    buffer's dtype and on its device (one collective per precision, :func:`_buffer_groups`); the buffers
+    themselves are left alone. With one process there is nothing to average (an empty dict)."""
     if strategy is None or strategy.world_size <= 1:
         return {}
-    named = [(name, b) for name, b in module.named_buffers() if b.is_floating_point()]
     averaged = {}
-    for precision in (torch.float32, torch.float64):
-        group = [(name, b) for name, b in named if (b.dtype == torch.float64) == (precision == torch.float64)]
-        if not group:  # the same on every rank: the ranks hold the same module
-            continue
-        flat = torch.cat([b.detach().to(precision).reshape(-1) for _, b in group])
-        flat = strategy.reduce(flat, reduce_op="mean")  # XLA returns it on the CPU
-        for (name, b), part in zip(group, flat.split([b.numel() for _, b in group])):
-            averaged[name] = part.reshape(b.shape).to(device=b.device, dtype=b.dtype)
+    for group in _buffer_groups(module):
+        averaged.update(_unflat(group, strategy.reduce(_flat(group), reduce_op="mean")))  # XLA returns it on the CPU
     return averaged
+
+
+@torch.no_grad()
+def buffers_of_every_rank(strategy: Any, module: nn.Module) -> list[dict[str, Tensor]]:
+    """Every rank's own floating-point buffers, in rank order, by name, each in its dtype and on this rank's device
+    (one ``all_gather`` per precision); this rank's alone with one process."""
+    world = 1 if strategy is None else strategy.world_size
+    ranks: list[dict[str, Tensor]] = [{} for _ in range(world)]
+    for group in _buffer_groups(module):
+        flat = _flat(group)
+        everyone = strategy.all_gather(flat).reshape(world, -1) if world > 1 else flat[None]  # XLA concatenates on dim 0
+        for rank, values in zip(ranks, everyone.to(flat.device)):
+            rank.update(_unflat(group, values))
+    return ranks
 
 
 @contextmanager

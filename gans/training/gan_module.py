@@ -38,7 +38,6 @@ Public hooks, stable for subclassing (``class MyGAN(DCGAN): def generator_loss(.
 
 from __future__ import annotations
 
-import copy
 import inspect
 from typing import Any, ClassVar, Literal, Sequence
 
@@ -47,6 +46,7 @@ from torch import Tensor, nn
 
 from gans.training import contracts, distributed
 from gans.training.core import AdversarialModule
+from gans.checks import check_at_least
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
 from gans.training.latents import seeded_latents
@@ -69,11 +69,6 @@ OptimizerName = Literal["adam", "rmsprop", "sgd"]
 def _plain(value: Any) -> Any:
     """A setting as compared across hparams and arguments (jsonargparse may give a list where code passes a tuple)."""
     return list(value) if isinstance(value, (list, tuple)) else value
-
-
-def frozen_copy(module: nn.Module) -> nn.Module:
-    """A deep copy of ``module`` that no optimizer trains (the EMA generator)."""
-    return copy.deepcopy(module).requires_grad_(False)
 
 
 class GANModule(AdversarialModule):
@@ -184,8 +179,7 @@ class GANModule(AdversarialModule):
                 f"Label smoothing, soft or noisy labels need a loss with labels (minimax, non_saturating, "
                 f"least_squares); {loss!r} has none: turn the label tricks off or change the loss."
             )
-        if n_critic < 1:
-            raise ConfigError(f"n_critic must be >= 1, got {n_critic}.")
+        check_at_least("n_critic", n_critic, 1)
         if optimizer not in OptimizerName.__args__:
             raise ConfigError(f"Unknown optimizer {optimizer!r}: choose one of {', '.join(OptimizerName.__args__)}.")
         for name, value in (("r1_interval", r1_interval), ("pl_interval", pl_interval), ("pl_batch_shrink", pl_batch_shrink)):
@@ -246,10 +240,14 @@ class GANModule(AdversarialModule):
     def sample(self, n: int, labels: Tensor | None = None, z: Tensor | None = None) -> Tensor:
         """``n`` samples from :attr:`sampling_generator` in its current train/eval mode. Models with a
         truncation trick override this (and only this), so FID, sample grids and ``predict`` apply it."""
+        return self.sampling_generator(*self.sampling_inputs(n, labels, z))
+
+    def sampling_inputs(self, n: int, labels: Tensor | None = None, z: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """The latents and labels of ``n`` samples on this device: the given ones, else draws from the prior
+        (:meth:`sample_z`) and uniform labels (:meth:`sample_labels`); every ``sample`` starts here."""
         z = self.sample_z(n) if z is None else z.to(self.device)
-        if labels is None:
-            labels = self.sample_labels(n)
-        return self.sampling_generator(z, None if labels is None else labels.to(self.device))
+        labels = self.sample_labels(n) if labels is None else labels.to(self.device)
+        return z, labels
 
     def indexed_z(self, indices: Tensor) -> Tensor:
         """The latent of sample number i for each i in ``indices``: N(0, I) seeded by i, on the CPU."""
@@ -456,8 +454,8 @@ class GANModule(AdversarialModule):
     def setup(self, stage: str) -> None:
         """Fail early, with the fix, when the strategy or the data do not fit the model."""
         super().setup(stage)
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        data_classes = getattr(datamodule, "num_classes", None)
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        data_classes = datamodule.num_classes if isinstance(datamodule, contracts.LabelledData) else None
         if self.label_space.conditional and data_classes is not None and LabelSpace.from_num_classes(data_classes) != self.label_space:
             raise ConfigError(
                 f"{type(self).__name__} is conditioned on {self.num_classes} classes but "
@@ -522,11 +520,9 @@ class GANModule(AdversarialModule):
         super().on_train_end()
         self._phases = None  # they hold bound methods: the next fit declares its own
 
-    # Checkpoints: the core saves class, counters and per-rank RNG states; this layer restores the EMA copy.
+    # Checkpoints: the core saves class, counters and per-rank RNG states, and restores the EMA copy; this layer, pl_mean.
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if getattr(self, "generator_ema", None) is None and any(k.startswith("generator_ema.") for k in checkpoint.get("state_dict", {})):
-            self.generator_ema = frozen_copy(self.generator)  # the checkpoint was written with callbacks.EMA
         state = checkpoint.get("state_dict")
         if state is not None and self.pl_mean is None:
             state.pop("pl_mean", None)  # trained with path length, continued without

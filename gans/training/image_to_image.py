@@ -33,8 +33,8 @@ import torch
 from torch import Tensor, nn
 
 from gans.training import contracts
-from gans.training.gan_module import frozen_copy
 from gans.training.core import AdversarialModule, parameters_of
+from gans.checks import check_at_least
 from gans.errors import ConfigError
 from gans.training.losses import get_loss
 
@@ -174,8 +174,7 @@ class TranslationGAN(AdversarialModule, abc.ABC):
         """
         super().__init__(max_nonfinite_steps=max_nonfinite_steps, gradient_clip_val=gradient_clip_val, max_kimg=max_kimg)
         self.adversarial_loss = get_loss(loss)
-        if n_critic < 1:
-            raise ConfigError(f"n_critic must be >= 1, got {n_critic}.")
+        check_at_least("n_critic", n_critic, 1)
         if lr_constant < 0 or lr_decay < 0:
             raise ConfigError(f"lr_constant and lr_decay must be >= 0, got {lr_constant} and {lr_decay}.")
         if lr_unit not in ("epoch", "step"):
@@ -297,7 +296,7 @@ class TranslationGAN(AdversarialModule, abc.ABC):
         ema = contracts.ema_copy(self, name)
         return contracts.network(self, name, "sampling_network") if ema is None else ema
 
-    # Checkpoints: the pools per rank, the EMA copies.
+    # Checkpoints: the pools per rank (the core restores the EMA copies).
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
@@ -315,10 +314,6 @@ class TranslationGAN(AdversarialModule, abc.ABC):
         checkpoint["history_pools"] = pools
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint.get("state_dict", {})
-        for name in self.ema_networks:
-            if contracts.ema_copy(self, name) is None and any(k.startswith(f"{contracts.ema_name(name)}.") for k in state):
-                setattr(self, contracts.ema_name(name), frozen_copy(contracts.network(self, name, "on_load_checkpoint")))
         super().on_load_checkpoint(checkpoint)
         rank = self.trainer.global_rank if self._trainer is not None else 0
         for name, states in checkpoint.get("history_pools", {}).items():

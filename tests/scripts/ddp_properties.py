@@ -8,7 +8,11 @@ re-running this command. Each rank writes ``OUT_DIR/rank{r}.pt`` with:
   step's inputs, so the test can recompute each rank's gradient and check the update used their mean;
 - ``g_inputs`` / ``g_before`` / ``g_after_first``: the same for the first G step, whose optimizer
   trains two networks (the generator and a latent pre-map), both of which must be reduced;
-- ``d_around_nan``: D before and after the batch whose loss is NaN on rank 1 only;
+- ``d_around_nan``: D before and after the batch whose D loss is NaN on rank 1 only, with finite gradients
+  (a NaN constant added): only the core's poisoning of that loss can tell rank 0 to skip the update;
+- ``buffers_around_save``: this rank's floating-point buffers (D's batch-norm statistics, which follow each
+  rank's own data, and a float64 buffer holding a rank-dependent value) before and after a checkpoint is
+  written mid-fit to ``OUT_DIR/mid.ckpt``;
 - ``final``, ``unused_state``, counters.
 """
 
@@ -24,6 +28,7 @@ from gans import DCGAN
 from gans.training.core import parameters_of
 
 NAN_BATCH = 3
+SAVE_BATCH = 2
 LR = 0.05
 
 
@@ -32,7 +37,9 @@ class Recorded(DCGAN):
         super().__init__(img_resolution=16, img_channels=1, z_dim=8, ngf=4, ndf=4, optimizer="sgd", momentum=0.5, lr_g=LR, lr_d=LR)
         self.premap = nn.Linear(8, 8)  # trained by G's optimizer together with the generator
         self.discriminator.unused = nn.Linear(2, 2)  # in D's optimizer, never used: must never be stepped
+        self.discriminator.register_buffer("precise", torch.ones(3, dtype=torch.float64))  # 1 + rank-dependent 1e-12s
         self.record: dict = {}
+        self.checkpoint_path: Path | None = None
 
     def forward(self, z, labels=None):
         return self.generator(self.premap(z), labels)
@@ -47,7 +54,7 @@ class Recorded(DCGAN):
             self.record.update(first_fake=fake.detach().clone(), real=real.detach().clone(), fake=fake.detach().clone(),
                                d_before=snapshot(self.discriminator))
         if self.batches == NAN_BATCH and self.trainer.global_rank == 1:
-            loss = loss * float("nan")
+            loss = loss + float("nan")  # a NaN loss whose gradients are finite
         return loss
 
     def run_phase(self, phase, opt, real, labels):
@@ -76,16 +83,26 @@ class Recorded(DCGAN):
     def on_train_batch_end(self, outputs, batch, batch_idx):
         if self.batches == NAN_BATCH + 1:
             self.record["d_around_nan"].append(snapshot(self.discriminator))
+        if self.batches == SAVE_BATCH:
+            self.discriminator.precise.fill_(1 + 1e-12 * (self.trainer.global_rank + 1))
+            before = floating_buffers(self)
+            self.trainer.save_checkpoint(self.checkpoint_path)  # on every rank; rank 0 writes it
+            self.record["buffers_around_save"] = (before, floating_buffers(self))
 
 
 def snapshot(module: nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:
     return {prefix + k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
+def floating_buffers(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: b.detach().clone() for name, b in module.named_buffers() if b.is_floating_point()}
+
+
 if __name__ == "__main__":
     out_dir = Path(sys.argv[1])
     L.seed_everything(0)
     model = Recorded()
+    model.checkpoint_path = out_dir / "mid.ckpt"
     images = torch.rand(64, 1, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
     loader = DataLoader(TensorDataset(images, torch.zeros(64, dtype=torch.long)), batch_size=8, shuffle=True)
     trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=1, logger=False, enable_checkpointing=False,

@@ -121,6 +121,16 @@ class GrowingNetwork(nn.Module):
             raise ConfigError(f"The fade-in alpha must be in [0, 1], got {alpha}.")
         self.current_resolution, self.alpha = int(resolution), float(alpha)
 
+    # The stage travels in the state dict (as ``<network>._extra_state``), so that whatever carries the weights carries
+    # it: checkpoints (resume, predict) and the weights ``ddp_spawn`` / ``ddp_fork`` hand back to the launching process.
+
+    def get_extra_state(self) -> Tensor:
+        """``[resolution, alpha]`` (float64: both exact)."""
+        return torch.tensor([self.current_resolution, self.alpha], dtype=torch.float64)
+
+    def set_extra_state(self, state: Tensor) -> None:
+        self.set_growth(int(state[0]), float(state[1]))
+
     def extra_repr(self) -> str:
         return f"img_resolution={self.img_resolution}, current_resolution={self.current_resolution}, alpha={self.alpha:g}"
 
@@ -236,8 +246,8 @@ class ProgressiveGrowth:
     ``class ProGAN(ProgressiveGrowth, GANModule)``; StyleGAN uses it too).
 
     ``set_growth`` moves G, D and the EMA generator together; real batches are brought to the stage in
-    ``unpack_batch`` (:meth:`real_at_stage`); samples are upsampled to ``img_resolution``; the stage is kept in
-    checkpoints. The module's hparams must hold ``img_resolution``.
+    ``unpack_batch`` (:meth:`real_at_stage`); samples are upsampled to ``img_resolution``; the stage is kept in the
+    networks' state dicts (checkpoints, the weights ``ddp_spawn`` returns). The module's hparams must hold ``img_resolution``.
     """
 
     generator: nn.Module
@@ -293,17 +303,22 @@ class ProgressiveGrowth:
             images = F.interpolate(images, size=self.hparams.img_resolution, mode="nearest")
         return images
 
-    # The stage travels in checkpoints, so that predict and resume load the networks as they were.
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["growth"] = {"resolution": self.current_resolution, "alpha": self.alpha}
+    # The stage travels in the state dict of every GrowingNetwork (G, D, the EMA copy of G).
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A checkpoint written while the stage travelled beside the state dict (``checkpoint["growth"]``): its stage
+        is given to every growing network the state dict holds, the EMA copy's included."""
         super().on_load_checkpoint(checkpoint)
-        growth = checkpoint.get("growth")
-        if growth is not None:
-            self.set_growth(growth["resolution"], growth["alpha"])
+        growth, state = checkpoint.get("growth"), checkpoint.get("state_dict")
+        if growth is None or state is None:
+            return
+        names = {name for name, module in self.named_modules() if isinstance(module, GrowingNetwork)}
+        ema = contracts.ema_name("generator")  # created when the state dict loads (AdversarialModule.load_state_dict)
+        names |= {ema + name[len("generator"):] for name in names if name.split(".")[0] == "generator"}
+        stage = torch.tensor([growth["resolution"], growth["alpha"]], dtype=torch.float64)
+        for name in names:
+            if any(key.startswith(f"{name}.") for key in state):
+                state.setdefault(f"{name}._extra_state", stage)
 
 
 class ProGAN(ProgressiveGrowth, GANModule):

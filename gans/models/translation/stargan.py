@@ -61,6 +61,7 @@ from torch.utils.data import default_collate
 
 from gans.errors import ConfigError
 from gans.labels import LabelSpace, class_names_per_head
+from gans.training import contracts
 from gans.training.losses import auxiliary_classifier_loss, gradient_penalty
 from gans.training.image_to_image import Images, TranslationGAN
 
@@ -329,8 +330,8 @@ class StarGAN(TranslationGAN):
     def setup(self, stage: str) -> None:
         """Fail early, with the fix, when the data's labels or image shape do not fit the model."""
         super().setup(stage)
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        data_classes = getattr(datamodule, "num_classes", None)
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        data_classes = datamodule.num_classes if isinstance(datamodule, contracts.LabelledData) else None
         if data_classes is not None and LabelSpace.from_num_classes(data_classes) != self.label_space:
             fix = (f"set model.init_args.num_classes: {data_classes}" if data_classes
                    else "give the datamodule labels (AnimeFacesDataModule: data.init_args.tags_file)")
