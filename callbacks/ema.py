@@ -21,6 +21,13 @@ sample grids and ``lightning predict`` use it. A model with several generators n
 ``ema_networks`` (:class:`gans.training.contracts.EMAHost`; GANModule: ``generator``; CycleGAN:
 ``generator_ab``, ``generator_ba``); each is averaged into ``<name>_ema``. Every DDP rank computes the same average from
 the same parameters, so it needs no communication.
+
+Why not Lightning's ``WeightAveraging`` (``torch.optim.swa_utils.AveragedModel``): its ``avg_fn`` sees the number of
+updates, not the images since the last one, so a half-life in images cannot be kept when the batch size changes
+(progressive growing) or G steps come every ``n_critic`` batches; it averages the whole LightningModule (D too, twice
+the memory) into a copy of its own instead of a ``generator_ema`` that sampling, ``predict`` and the state dict see;
+and it swaps the averaged weights into the trained module for validation and at the end of fit, where a GAN keeps
+training G and samples from the average.
 """
 
 from __future__ import annotations

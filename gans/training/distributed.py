@@ -119,7 +119,10 @@ def expect_gradients(wrappers: Iterable[DistributedDataParallel], loss: Tensor) 
 
 
 def any_rank(strategy: Any, flag: Tensor) -> Tensor:
-    """``flag`` (0/1) OR-ed over ranks, through the strategy; the flag itself when there is one process."""
+    """``flag`` (0/1) OR-ed over ranks, through the strategy; the flag itself when there is one process.
+
+    Not ``strategy.reduce_boolean_decision``, which returns a Python bool: this stays a device tensor, so the
+    non-finite verdict of an XLA step needs no host sync."""
     if strategy.world_size <= 1:
         return flag
     total = strategy.reduce(flag.detach().float().clone(), reduce_op="sum")  # XLA returns it on the CPU
