@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -40,11 +39,10 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from callbacks.fid import rank_block
-from gans.tools.pictures import logger_step
 from callbacks.schedule import KimgMetric
 from datamodules.images import ImageDataset
 from gans.training import contracts, distributed
-from gans.cache import cache_root
+from gans.cache import cache_root, write_atomically
 from gans.errors import ConfigError
 from gans.labels import LabelSpace, head_names
 
@@ -242,10 +240,7 @@ class ConditionalAccuracy(KimgMetric):
                 payload = {"state_dict": state, "real_accuracy": torch.tensor(accuracy), "settings": json.dumps(self.settings(heads, (channels, *size)))}
                 self.trained = True
                 if path is not None:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    partial = path.with_suffix(f".{os.getpid()}.tmp")
-                    torch.save(payload, partial)
-                    partial.replace(path)
+                    write_atomically(path, lambda partial: torch.save(payload, partial))
                 rank_zero_info(f"ConditionalAccuracy: classifier trained in {time.perf_counter() - start:.0f} s.")
         payload = trainer.strategy.broadcast(payload, src=0)
         self.classifier = LabelClassifier(channels, heads, self.classifier_width)
@@ -268,11 +263,7 @@ class ConditionalAccuracy(KimgMetric):
         device = pl_module.device
         label_space: LabelSpace = pl_module.label_space
         heads = label_space.heads
-        strategy = trainer.strategy
-        sync = dict(  # the counts are summed over ranks through the Lightning strategy, on any launcher
-            dist_sync_fn=lambda tensor, group=None: distributed.gather_uneven(strategy, tensor),
-            distributed_available_fn=lambda: strategy.world_size > 1,
-        )
+        sync = distributed.metric_sync(trainer.strategy)  # the counts are summed over ranks through the Lightning strategy
         with self.measuring(trainer, pl_module):
             self._prepare(trainer, pl_module)
             self.classifier.to(device)
@@ -286,20 +277,15 @@ class ConditionalAccuracy(KimgMetric):
                     metrics[h].update(logits.argmax(1), labels[:, h])
             values = {name: float(metric.compute()) for name, metric in zip(self.metric_names(trainer, heads), metrics)}
 
-        kimg = pl_module.images_seen / 1000.0
-        self.history.append({"train/kimg": kimg, **values})
-        logged = dict(values)
+        ceiling = {}
         if not self._real_logged:  # the classifier's own accuracy on held-out real images: the ceiling, once per run
-            logged.update(zip(self.metric_names(trainer, heads, "metrics/cond_acc_real"), self.real_accuracy))
+            ceiling = dict(zip(self.metric_names(trainer, heads, "metrics/cond_acc_real"), self.real_accuracy))
             self._real_logged = True
-        for logger in trainer.loggers:
-            logger.log_metrics({**logged, "train/kimg": kimg}, step=logger_step(trainer))
-        trainer.callback_metrics.update({name: torch.tensor(value) for name, value in logged.items()})
         text = ", ".join(f"{name.removeprefix('metrics/')} {value:.3f}" for name, value in values.items())
         real = ", ".join(f"{a:.3f}" for a in self.real_accuracy)
         chance = ", ".join(f"{1 / k:.3f}" for k in heads)
-        rank_zero_info(
-            f"Conditional accuracy {text} at {kimg:g} kimg (classifier on real images {real}; chance {chance}; "
-            f"{self.num_samples} samples, {time.perf_counter() - start:.0f} s)"
+        return self.record(
+            trainer, pl_module, values, f"Conditional accuracy {text}",
+            f"classifier on real images {real}; chance {chance}; {self.num_samples} samples, {time.perf_counter() - start:.0f} s",
+            also_logged=ceiling,
         )
-        return values

@@ -32,7 +32,6 @@ dashboard can plot them against kimg; also put in ``trainer.callback_metrics`` f
 
 from __future__ import annotations
 
-import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -45,10 +44,9 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from gans.tools.pictures import logger_step
 from callbacks.schedule import KimgMetric
 from gans.training import contracts, distributed
-from gans.cache import cache_root
+from gans.cache import cache_root, write_atomically
 from gans.errors import ConfigError
 from gans.metrics.inception import InceptionFeatures, to_uint8
 
@@ -158,17 +156,9 @@ class FID(KimgMetric):
             for metric in self._metrics.values():
                 metric.reset()  # the fake half only: reset_real_features=False
 
-        kimg = pl_module.images_seen / 1000.0
-        self.history.append({"train/kimg": kimg, **values})
-        for logger in trainer.loggers:
-            logger.log_metrics({**values, "train/kimg": kimg}, step=logger_step(trainer))
-        trainer.callback_metrics.update({name: torch.tensor(value) for name, value in values.items()})
         kid_text = f", KID {values['metrics/kid'] * 1e3:.2f}e-3" if "metrics/kid" in values else ""
-        rank_zero_info(
-            f"FID {values['metrics/fid']:.2f}{kid_text} at {kimg:g} kimg "
-            f"({self.num_samples} samples, {time.perf_counter() - start:.0f} s)"
-        )
-        return values
+        return self.record(trainer, pl_module, values, f"FID {values['metrics/fid']:.2f}{kid_text}",
+                           f"{self.num_samples} samples, {time.perf_counter() - start:.0f} s")
 
     def _update(self, images: Tensor, real: bool) -> None:
         features = self._extractor(images.to(self._metrics["fid"].device))
@@ -187,10 +177,7 @@ class FID(KimgMetric):
         probe = self._extractor(to_uint8(dataset[0][0].unsqueeze(0)).to(device))
         num_features = probe.shape[-1]
         strategy = trainer.strategy
-        sync = dict(  # metric states reduced through the Lightning strategy, on any launcher
-            dist_sync_fn=lambda tensor, group=None: distributed.gather_uneven(strategy, tensor),
-            distributed_available_fn=lambda: strategy.world_size > 1,
-        )
+        sync = distributed.metric_sync(strategy)  # metric states reduced through the Lightning strategy, on any launcher
         self._metrics = {"fid": FrechetInceptionDistance(feature=_Precomputed(num_features), reset_real_features=False, **sync)}
         if self.kid:
             subset = min(self.kid_subset_size, num_real, self.num_samples)
@@ -264,7 +251,4 @@ class FID(KimgMetric):
                 stats = {"sum": fid.real_features_sum, "cov_sum": fid.real_features_cov_sum, "num": fid.real_features_num_samples}
                 if kid is not None:
                     stats["features"] = torch.cat(list(kid.real_features))
-                path.parent.mkdir(parents=True, exist_ok=True)
-                partial = path.with_suffix(f".{os.getpid()}.tmp")
-                torch.save({k: v.detach().cpu() for k, v in stats.items()}, partial)
-                partial.replace(path)
+                write_atomically(path, lambda partial: torch.save({k: v.detach().cpu() for k, v in stats.items()}, partial))

@@ -37,11 +37,9 @@ from typing import Literal
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from callbacks.fid import rank_block
-from gans.tools.pictures import logger_step
 from callbacks.schedule import KimgMetric
 from gans.training import contracts, distributed
 from gans.errors import ConfigError
@@ -250,10 +248,5 @@ class PPL(KimgMetric):
         everyone = torch.cat([d.to(device) for d in distributed.gather_uneven(trainer.strategy, distances.float())])
         values = {"metrics/ppl": filtered_mean(everyone)}
 
-        kimg = pl_module.images_seen / 1000.0
-        self.history.append({"train/kimg": kimg, **values})
-        for logger in trainer.loggers:
-            logger.log_metrics({**values, "train/kimg": kimg}, step=logger_step(trainer))
-        trainer.callback_metrics.update({name: torch.tensor(value) for name, value in values.items()})
-        rank_zero_info(f"PPL {values['metrics/ppl']:.2f} at {kimg:g} kimg ({self.num_samples} paths, {time.perf_counter() - start:.0f} s)")
-        return values
+        return self.record(trainer, pl_module, values, f"PPL {values['metrics/ppl']:.2f}",
+                           f"{self.num_samples} paths, {time.perf_counter() - start:.0f} s")

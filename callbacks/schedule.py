@@ -12,9 +12,11 @@ from typing import Any, Iterator
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 
 from gans.errors import ConfigError
 from gans.nn.basic import eval_mode
+from gans.tools.pictures import logger_step
 from gans.training import distributed
 
 
@@ -46,8 +48,9 @@ class KimgMetric(L.Callback):
     at the end of fit (``at_end``, unless it was just measured); :class:`callbacks.FID`, :class:`callbacks.PPL` and
     :class:`callbacks.ConditionalAccuracy`. A negative ``every_kimg`` is refused here, naming the subclass.
 
-    Subclasses write :meth:`evaluate` and append ``{"train/kimg": ..., metric: value}`` to ``history``, which is
-    saved in checkpoints with the schedule, so a resumed run measures at the same points.
+    Subclasses write :meth:`evaluate`, which ends with :meth:`record`: the values join ``history`` (saved in
+    checkpoints with the schedule, so a resumed run keeps its curve and measures at the same points), the loggers and
+    ``trainer.callback_metrics``.
     """
 
     def __init__(self, every_kimg: float, at_start: bool, at_end: bool) -> None:
@@ -73,6 +76,31 @@ class KimgMetric(L.Callback):
         with (torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), eval_mode(pl_module),
               distributed.buffers_averaged(trainer.strategy, pl_module)):
             yield
+
+    def record(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        values: dict[str, float],
+        summary: str,
+        details: str,
+        also_logged: dict[str, float] | None = None,
+    ) -> dict[str, float]:
+        """Keep ``values`` (by metric name, e.g. ``{"metrics/fid": 12.3}``) at the current kimg and report them; returns them.
+
+        They join ``history`` as ``{"train/kimg": kimg, **values}``, are logged with ``train/kimg`` through every logger at
+        the logger step (a dashboard plots them against kimg), and are put in ``trainer.callback_metrics`` for
+        ``ModelCheckpoint(monitor=...)``; rank 0 prints ``"<summary> at <kimg> kimg (<details>)"``. ``also_logged``:
+        values logged and offered the same way but not kept in the history (ConditionalAccuracy's real-image ceiling).
+        """
+        kimg = pl_module.images_seen / 1000.0
+        self.history.append({"train/kimg": kimg, **values})
+        logged = {**values, **(also_logged or {})}
+        for logger in trainer.loggers:
+            logger.log_metrics({**logged, "train/kimg": kimg}, step=logger_step(trainer))
+        trainer.callback_metrics.update({name: torch.tensor(value) for name, value in logged.items()})
+        rank_zero_info(f"{summary} at {kimg:g} kimg ({details})")
+        return values
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.schedule.start(pl_module.images_seen)

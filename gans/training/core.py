@@ -522,13 +522,8 @@ class AdversarialModule(L.LightningModule):
             import torch_xla.core.xla_model as xm
 
             states["rng_xla"] = torch.tensor([xm.get_rng_state(device=device)], dtype=torch.long)
-        if strategy is None or strategy.world_size <= 1:
-            return {name: [value] for name, value in states.items()}
-        gathered = {}
-        for name, value in states.items():
-            everyone = strategy.all_gather(value.to(self.root_device()))  # DDP: [world_size, n]; XLA concatenates: [world_size * n]
-            gathered[name] = [s.cpu().clone() for s in everyone.reshape(strategy.world_size, -1).unbind(0)]  # own storage
-        return gathered
+        return {name: [s.cpu().clone() for s in distributed.gather_per_rank(strategy, value.to(device))]  # own storage
+                for name, value in states.items()}
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
         """``nn.Module.load_state_dict``, after giving an EMA host (:class:`gans.training.contracts.EMAHost`) the EMA

@@ -172,12 +172,10 @@ def averaged_buffers(strategy: Any, module: nn.Module) -> dict[str, Tensor]:
 def buffers_of_every_rank(strategy: Any, module: nn.Module) -> list[dict[str, Tensor]]:
     """Every rank's own floating-point buffers, in rank order, by name, each in its dtype and on this rank's device
     (one ``all_gather`` per precision); this rank's alone with one process."""
-    world = 1 if strategy is None else strategy.world_size
-    ranks: list[dict[str, Tensor]] = [{} for _ in range(world)]
+    ranks: list[dict[str, Tensor]] = [{} for _ in range(1 if strategy is None else strategy.world_size)]
     for group in _buffer_groups(module):
         flat = _flat(group)
-        everyone = strategy.all_gather(flat).reshape(world, -1) if world > 1 else flat[None]  # XLA concatenates on dim 0
-        for rank, values in zip(ranks, everyone.to(flat.device)):
+        for rank, values in zip(ranks, gather_per_rank(strategy, flat)):
             rank.update(_unflat(group, values))
     return ranks
 
@@ -208,19 +206,35 @@ def average_buffers_(strategy: Any, module: nn.Module) -> None:
         buffers[name].copy_(value)
 
 
+def gather_per_rank(strategy: Any, tensor: Tensor) -> list[Tensor]:
+    """Every rank's ``tensor`` (one shape on every rank) in rank order, through the strategy: views of one gathered
+    tensor, on the device the strategy gathers on; ``[tensor]`` itself with one process or none.
+
+    Lightning's ``all_gather`` stacks under DDP (``[world_size, *shape]``) and concatenates along dim 0 under XLA
+    (``[world_size * n, ...]``); both read as ``[world_size, *shape]`` here, so the callers need not know which."""
+    if strategy is None or strategy.world_size <= 1:
+        return [tensor]
+    return list(strategy.all_gather(tensor).reshape(strategy.world_size, *tensor.shape).unbind(0))
+
+
 def gather_uneven(strategy: Any, tensor: Tensor) -> list[Tensor]:
     """Every rank's ``tensor`` in rank order, through the strategy, when their first dimensions differ.
 
-    Usable as torchmetrics' ``dist_sync_fn``: metric states are synchronised by the strategy on any
-    launcher (torchmetrics' own default needs a ``torch.distributed`` process group).
+    Usable as torchmetrics' ``dist_sync_fn`` (:func:`metric_sync`): metric states are synchronised by the strategy on
+    any launcher (torchmetrics' own default needs a ``torch.distributed`` process group).
     """
-    if strategy.world_size <= 1:
-        return [tensor]
-    world = strategy.world_size
-    if tensor.dim() == 0:
-        return list(strategy.all_gather(tensor).reshape(world).unbind(0))
-    sizes = strategy.all_gather(torch.tensor([tensor.shape[0]], device=tensor.device)).reshape(-1).tolist()
+    if strategy.world_size <= 1 or tensor.dim() == 0:
+        return gather_per_rank(strategy, tensor)
+    sizes = [int(n) for n in gather_per_rank(strategy, torch.tensor([tensor.shape[0]], device=tensor.device))]
     longest = max(sizes)
     padded = torch.cat([tensor, tensor.new_zeros(longest - tensor.shape[0], *tensor.shape[1:])]) if tensor.shape[0] < longest else tensor
-    gathered = strategy.all_gather(padded).reshape(world, longest, *tensor.shape[1:])  # XLA concatenates on dim 0
-    return [gathered[r, : sizes[r]] for r in range(world)]
+    return [everyone[:n] for everyone, n in zip(gather_per_rank(strategy, padded), sizes)]
+
+
+def metric_sync(strategy: Any) -> dict[str, Any]:
+    """torchmetrics' synchronisation arguments (``dist_sync_fn``, ``distributed_available_fn``) that reduce a metric's
+    states over ranks through ``strategy`` (:func:`gather_uneven`), on any launcher Lightning has."""
+    return dict(
+        dist_sync_fn=lambda tensor, group=None: gather_uneven(strategy, tensor),
+        distributed_available_fn=lambda: strategy.world_size > 1,
+    )

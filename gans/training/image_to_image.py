@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Literal, Sequence
 import torch
 from torch import Tensor, nn
 
-from gans.training import contracts
+from gans.training import contracts, distributed
 from gans.training.core import AdversarialModule, parameters_of
 from gans.checks import check_at_least
 from gans.errors import ConfigError
@@ -303,15 +303,10 @@ class TranslationGAN(AdversarialModule, abc.ABC):
         if not self.history_pools:
             return
         strategy = self.trainer.strategy if self._trainer is not None else None
-        pools = {}
-        for name, pool in self.history_pools.items():
-            state = pool.state()
-            if strategy is not None and strategy.world_size > 1:  # every rank's pool: ranks fill them with their own fakes
-                everyone = strategy.all_gather(state.to(self.root_device()))
-                pools[name] = [s.cpu().clone() for s in everyone.reshape(strategy.world_size, *state.shape).unbind(0)]
-            else:
-                pools[name] = [state]
-        checkpoint["history_pools"] = pools
+        checkpoint["history_pools"] = {  # every rank's pool: ranks fill them with their own fakes
+            name: [s.cpu().clone() for s in distributed.gather_per_rank(strategy, pool.state().to(self.root_device()))]
+            for name, pool in self.history_pools.items()
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
