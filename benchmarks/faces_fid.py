@@ -57,13 +57,14 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
+from mnist_dcgan import run_measured  # noqa: E402
+
 from callbacks.cond_acc import ConditionalAccuracy, LabelClassifier, quantize  # noqa: E402
 from callbacks.fid import _Precomputed  # noqa: E402
-from gans.tools.pictures import class_grid_labels, write_labels  # noqa: E402
 from datamodules import ImageFolderDataModule  # noqa: E402
 from gans.labels import LabelSpace, class_names_per_head, head_names  # noqa: E402
 from gans.metrics.inception import InceptionFeatures, to_uint8  # noqa: E402
-from mnist_dcgan import run_measured  # noqa: E402
+from gans.tools.pictures import class_grid_labels, write_labels  # noqa: E402
 
 FACES = REPO.parent / "shared" / "data" / "faces" / "celeba-10k.zip"
 RESULTS = HERE / "results"

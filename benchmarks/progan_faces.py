@@ -33,9 +33,10 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
 from faces_fid import FACES, features, fid_kid, real_features  # noqa: E402
+from mnist_dcgan import run_measured  # noqa: E402
+
 from gans import ProGAN  # noqa: E402
 from gans.metrics.inception import InceptionFeatures, to_uint8  # noqa: E402
-from mnist_dcgan import run_measured  # noqa: E402
 
 CONFIG = REPO / "experiments" / "progan_faces_cpu.yaml"
 RESULTS = HERE / "results"

@@ -29,8 +29,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from gans import StyleGAN2  # noqa: E402
 from throughput import StepTimer, wait_until_quiet  # noqa: E402
+
+from gans import StyleGAN2  # noqa: E402
 
 OFFICIAL_SECONDS_PER_BATCH = 22.0
 BATCH = 8

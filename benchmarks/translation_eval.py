@@ -42,11 +42,20 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from faces_fid import (  # noqa: E402
+    RESULTS,
+    data_args,
+    features,
+    fid_kid,
+    label_classifier,
+    model_class,
+    real_features,
+)
+
 from callbacks.cond_acc import quantize  # noqa: E402
-from callbacks.translation_grid import columns_picture  # noqa: E402
 from datamodules.mnist_domains import edge_digits  # noqa: E402
-from faces_fid import RESULTS, data_args, features, fid_kid, label_classifier, model_class, real_features  # noqa: E402
 from gans.metrics.inception import InceptionFeatures, to_uint8  # noqa: E402
+from gans.tools.pictures import columns_picture  # noqa: E402
 
 
 def build(spec: dict):

@@ -6,7 +6,9 @@ from callbacks.checkpoint import KimgCheckpoint
 from callbacks.cond_acc import ConditionalAccuracy
 from callbacks.ema import EMA
 from callbacks.fid import FID
-from callbacks.lazy_regularization import LazyRegularization  # removed: refuses, naming the model settings
+from callbacks.lazy_regularization import (
+    LazyRegularization,  # removed: refuses, naming the model settings
+)
 from callbacks.ppl import PPL
 from callbacks.progressive import ProgressiveGrowing
 from callbacks.run_id import WandbRunId

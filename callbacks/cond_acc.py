@@ -41,10 +41,10 @@ from torchmetrics.classification import MulticlassAccuracy
 from callbacks.fid import rank_block
 from callbacks.schedule import KimgMetric
 from datamodules.images import ImageDataset
-from gans.training import contracts, distributed
 from gans.cache import cache_root, write_atomically
 from gans.errors import ConfigError
 from gans.labels import LabelSpace, head_names
+from gans.training import contracts, distributed
 
 CACHE_VERSION = 1  # bump when the classifier or its training changes, so old cached classifiers are not reused
 

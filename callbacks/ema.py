@@ -38,9 +38,9 @@ import lightning as L
 import torch
 from torch import nn
 
+from gans.errors import ConfigError
 from gans.training import contracts
 from gans.training.core import frozen_copy
-from gans.errors import ConfigError
 
 
 def ema_beta(batch: int, half_life_images: float) -> float:

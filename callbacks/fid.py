@@ -45,10 +45,10 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from callbacks.schedule import KimgMetric
-from gans.training import contracts, distributed
 from gans.cache import cache_root, write_atomically
 from gans.errors import ConfigError
 from gans.metrics.inception import InceptionFeatures, to_uint8
+from gans.training import contracts, distributed
 
 
 def default_cache_dir() -> Path:

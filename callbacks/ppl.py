@@ -41,12 +41,12 @@ from torch import Tensor, nn
 
 from callbacks.fid import rank_block
 from callbacks.schedule import KimgMetric
-from gans.training import contracts, distributed
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
-from gans.training.latents import lerp, slerp
 from gans.metrics.perceptual import Distance, InceptionDistance, per_image
 from gans.tools.projector import noise_buffers
+from gans.training import contracts, distributed
+from gans.training.latents import lerp, slerp
 
 Space = Literal["w", "z"]
 Sampling = Literal["end", "full"]

@@ -19,11 +19,17 @@ from torch import Tensor
 
 from datamodules.toy import ToyDataModule, mode_coverage
 from gans.labels import LabelSpace, class_names_per_head
-
-
 from gans.nn.basic import eval_mode
+from gans.tools.pictures import (
+    batch_images,
+    class_grid_labels,
+    real_vs_fake_grid,
+    run_dir,
+    save_picture,
+    scatter_picture,
+    write_labels,
+)
 from gans.training import contracts
-from gans.tools.pictures import batch_images, class_grid_labels, real_vs_fake_grid, run_dir, save_picture, scatter_picture, write_labels
 
 
 class SampleGrid(L.Callback):

@@ -12,23 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
-from torch import Tensor
-from torchvision.utils import make_grid
 
 from gans.nn.basic import eval_mode
-from gans.tools.pictures import save_picture, write_labels
-
-
-def columns_picture(columns: list[tuple[str, Tensor]]) -> np.ndarray:
-    """``[H, W, 3]`` uint8: row i holds example i of every column, the column titles written above."""
-    images = torch.stack([column[i].float().cpu() for i in range(len(columns[0][1])) for _, column in columns])
-    if images.shape[1] == 1:
-        images = images.expand(-1, 3, -1, -1)
-    grid = make_grid(images.clamp(-1, 1).add(1).div(2), nrow=len(columns), padding=2, pad_value=1.0)
-    picture = grid.mul(255).round().byte().permute(1, 2, 0).numpy()
-    return write_labels(picture, [""] * len(columns[0][1]), images.shape[-1], [title for title, _ in columns])
+from gans.tools.pictures import columns_picture, save_picture
 
 
 class TranslationGrid(L.Callback):

@@ -38,17 +38,17 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
-from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from datamodules.base import GANDataModule
 from datamodules.sampling import shuffle_arguments
 from gans.cache import cache_root
-from gans.errors import ConfigError, DataNotFoundError
 from gans.checks import is_power_of_two
+from gans.errors import ConfigError, DataNotFoundError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 CACHE_FORMAT = 1  # bump when the preprocessing changes, so old caches are rebuilt

@@ -26,8 +26,8 @@ from torchvision.datasets import MNIST
 from torchvision.datasets.utils import extract_archive
 
 from datamodules.base import DownloadedDataModule, download_failure
-from datamodules.sampling import shuffle_arguments
 from datamodules.images import ImageDataset, TensorPixels, batch_loader
+from datamodules.sampling import shuffle_arguments
 from gans.errors import ConfigError, DataNotFoundError
 
 Split = Literal["train", "test"]

@@ -30,8 +30,21 @@ from torchvision import tv_tensors
 
 from datamodules.anime import examples
 from datamodules.base import GANDataModule
-from datamodules.images import IMAGE_EXTENSIONS, UNDECODABLE, ImageSource, batch_loader, report_skipped
-from datamodules.jitter import Transform, as_float, check_jitter, fixed_resize, random_jitter, read_uint8
+from datamodules.images import (
+    IMAGE_EXTENSIONS,
+    UNDECODABLE,
+    ImageSource,
+    batch_loader,
+    report_skipped,
+)
+from datamodules.jitter import (
+    Transform,
+    as_float,
+    check_jitter,
+    fixed_resize,
+    random_jitter,
+    read_uint8,
+)
 from datamodules.sampling import shuffle_arguments
 from gans.errors import ConfigError, DataNotFoundError
 

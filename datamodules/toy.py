@@ -17,6 +17,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
+
 from datamodules.base import GANDataModule
 from datamodules.sampling import shuffle_arguments
 from gans.errors import ConfigError

@@ -34,7 +34,14 @@ from torchvision.transforms import v2
 
 from datamodules.base import GANDataModule
 from datamodules.images import ImageDataset, ImageSource, batch_loader, check_headers
-from datamodules.jitter import Transform, as_float, check_jitter, fixed_resize, random_jitter, read_uint8
+from datamodules.jitter import (
+    Transform,
+    as_float,
+    check_jitter,
+    fixed_resize,
+    random_jitter,
+    read_uint8,
+)
 from datamodules.paired import split_source
 from datamodules.sampling import unpaired_shuffle_arguments
 from gans.errors import ConfigError, DataNotFoundError

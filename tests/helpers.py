@@ -6,10 +6,9 @@ import os
 import signal
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
-
-import zipfile
 
 import lightning as L
 import numpy as np
@@ -114,7 +113,13 @@ def write_cifar10(root: Path, per_batch: int = 4, seed: int = 0, images: np.ndar
     import hashlib
     import pickle
 
-    from datamodules.cifar import CLASS_NAMES, GENUINE_CHECKSUMS, META_FILE, TEST_FILES, TRAIN_FILES
+    from datamodules.cifar import (
+        CLASS_NAMES,
+        GENUINE_CHECKSUMS,
+        META_FILE,
+        TEST_FILES,
+        TRAIN_FILES,
+    )
 
     folder = Path(root) / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)

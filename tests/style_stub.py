@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gans.labels import LabelSpace
-from gans.nn.style import MappingNetwork
 from gans.models.style.base import StyleBasedGAN, StyleGenerator, check_noise_mode
+from gans.nn.style import MappingNetwork
 
 
 class StubLayer(nn.Module):

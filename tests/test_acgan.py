@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import count_parameters, quiet_trainer
 from torch.utils.data import DataLoader, TensorDataset
 
 from gans import ACGAN, DCGAN
 from gans.errors import ConfigError
 from gans.training.losses import auxiliary_classifier_loss, logistic_d_loss
 from gans.training.tricks import label_targets
-from helpers import count_parameters, quiet_trainer
-
 
 
 def tiny(architecture: str, num_classes=(3, 2), **kwargs) -> ACGAN:

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import count_parameters, quiet_trainer
 from torch import nn
 
 from callbacks import EMA
 from gans import BigGAN
-from gans.models.conditional.biggan import BigGANDiscriminator, BigGANGenerator, truncate_given
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
-from gans.training.latents import truncated_normal
+from gans.models.conditional.biggan import (
+    BigGANDiscriminator,
+    BigGANGenerator,
+    truncate_given,
+)
 from gans.nn.cross_replica import CrossReplicaBatchNorm2d
+from gans.training.latents import truncated_normal
 from gans.training.losses import orthogonal_penalty
-from helpers import count_parameters, quiet_trainer
 
 
 def tiny(**kwargs) -> BigGAN:

@@ -9,14 +9,14 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from helpers import quiet_trainer
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from PIL import Image
 
 from callbacks import SampleGrid
-from gans.tools.pictures import save_picture
 from datamodules import MNISTDataModule, ToyDataModule
 from gans import DCGAN, GAN
-from helpers import quiet_trainer
+from gans.tools.pictures import save_picture
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:.*does not have many workers.*",
@@ -105,7 +105,10 @@ def test_mnist_fit_writes_a_real_fake_grid(tmp_path, mnist_root):
 
 
 def test_tensorboard_event_file_holds_the_picture(tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import IMAGES, EventAccumulator
+    from tensorboard.backend.event_processing.event_accumulator import (
+        IMAGES,
+        EventAccumulator,
+    )
 
     t, samples = fit_toy(tmp_path, TensorBoardLogger(tmp_path, name="tb"))
     assert (samples / "latest.png").is_file()

@@ -12,13 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import quiet_trainer, write_cifar10
 
 from datamodules import CIFAR10DataModule
 from datamodules.cifar import CLASS_NAMES, GENUINE_CHECKSUMS
 from gans import DCGAN
 from gans.errors import DataNotFoundError
-from helpers import quiet_trainer, write_cifar10
-
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),  # tiny networks: one thread (tests/conftest.py)

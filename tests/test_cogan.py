@@ -8,13 +8,13 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import count_parameters, quiet_trainer
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import TranslationGrid
-from gans.models.translation.cogan import CoGAN, CoupledDiscriminator, CoupledGenerator
 from gans.errors import ConfigError
-from helpers import count_parameters, quiet_trainer
+from gans.models.translation.cogan import CoGAN, CoupledDiscriminator, CoupledGenerator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

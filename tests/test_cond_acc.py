@@ -16,18 +16,17 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from helpers import quiet_trainer
 from PIL import Image
 from torch import nn
 
 from callbacks import ConditionalAccuracy, SampleGrid
 from callbacks.cond_acc import LabelClassifier
-from gans.tools.pictures import real_vs_fake_grid
 from datamodules.base import GANDataModule
 from datamodules.images import ImageDataset, TensorPixels
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
-from helpers import quiet_trainer
-
+from gans.tools.pictures import real_vs_fake_grid
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),  # tiny networks: one thread (tests/conftest.py)

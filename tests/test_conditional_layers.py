@@ -7,9 +7,14 @@ import torch
 from torch import nn
 
 from gans.labels import LabelSpace
-from gans.training.latents import truncated_normal
-from gans.nn.conditional import ClassEmbedding, ConditionalBatchNorm2d, ProjectionHead, projection
+from gans.nn.conditional import (
+    ClassEmbedding,
+    ConditionalBatchNorm2d,
+    ProjectionHead,
+    projection,
+)
 from gans.nn.spectral import SelfAttention, sn_conv2d, sn_linear, spectral_norm
+from gans.training.latents import truncated_normal
 
 
 def test_spectral_norm_divides_by_the_largest_singular_value_after_power_iterations() -> None:

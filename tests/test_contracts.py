@@ -11,17 +11,29 @@ from typing import Any, Callable
 import lightning as L
 import pytest
 import torch
+from helpers import TinyFeatures, quiet_trainer
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import EMA, FID, PPL, ProgressiveGrowing, SampleGrid
 from datamodules import ImageFolderDataModule, MNISTDataModule
-from gans import CGAN, DCGAN, GAN, BigGAN, CoGAN, CycleGAN, Pix2Pix, ProGAN, StarGAN, StyleGAN, StyleGAN2
+from gans import (
+    CGAN,
+    DCGAN,
+    GAN,
+    BigGAN,
+    CoGAN,
+    CycleGAN,
+    Pix2Pix,
+    ProGAN,
+    StarGAN,
+    StyleGAN,
+    StyleGAN2,
+)
 from gans.errors import ConfigError
 from gans.training import contracts
 from gans.training.gan_module import GANModule
 from gans.training.image_to_image import TranslationGAN
-from helpers import TinyFeatures, quiet_trainer
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*self.trainer. reference is not registered.*")
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import quiet_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -14,7 +15,6 @@ from datamodules import ToyDataModule
 from gans import GAN, WGANGP
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
-from helpers import quiet_trainer
 
 
 def toy(**kwargs) -> GAN:

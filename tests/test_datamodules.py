@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import MNIST_FILES, write_mnist_idx
 
 from datamodules import MNISTDataModule, ToyDataModule
 from datamodules.toy import MIXTURES, mixture_centers, mode_coverage, sample_mixture
-from conftest import MNIST_FILES, write_mnist_idx
 
 ALL_RAW_FILES = [name + ".gz" for pair in MNIST_FILES.values() for name in pair]
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers import run_ranks, write_folder
 
 from gans.training import distributed
-from helpers import run_ranks, write_folder
 
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_fit.py"
 CONFIG_DIR = Path(__file__).parents[1] / "experiments"
@@ -125,7 +125,8 @@ def test_every_experiment_runs_its_callbacks_to_the_end_of_fit_on_two_ranks(mnis
     tiny data on 2 processes, in one launch, and every callback runs to the end of fit on both ranks: no rank-0-only
     code (a sample grid, a picture's run folder, a checkpoint's name, the W&B run id) enters a collective alone, which
     would pair it with another rank's next collective and end the run ("Connection closed by peer") or hang it."""
-    from test_experiments import EXPERIMENTS as CONFIGS, STYLE_TRANSFER
+    from test_experiments import EXPERIMENTS as CONFIGS
+    from test_experiments import STYLE_TRANSFER
 
     names = [p.stem for p in CONFIGS if p not in STYLE_TRANSFER]
     run_ranks(EXPERIMENTS, tmp_path, mnist_root, *names, cwd=tmp_path, timeout=400)

@@ -5,6 +5,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from helpers import quiet_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
@@ -12,7 +13,6 @@ from callbacks import EMA
 from callbacks.ema import ema_beta, ema_update_
 from datamodules import ToyDataModule
 from gans import GAN
-from helpers import quiet_trainer
 
 
 def test_beta_halves_the_weight_of_the_past_every_half_life() -> None:

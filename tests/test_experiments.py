@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import write_cifar10, write_folder, zip_folder
 
 from gans.cli import cli
-from helpers import write_cifar10, write_folder, zip_folder
 
 EXPERIMENTS = sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml"))
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from helpers import TinyFeatures, quiet_trainer
 from lightning.pytorch.loggers import CSVLogger
 
 from callbacks import FID
@@ -15,7 +16,6 @@ from datamodules import MNISTDataModule, ToyDataModule
 from gans import DCGAN, GAN
 from gans.errors import ConfigError
 from gans.metrics.inception import InceptionFeatures, default_weights_path, to_uint8
-from helpers import TinyFeatures, quiet_trainer
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:

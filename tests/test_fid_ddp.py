@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import write_mnist_idx
 from helpers import run_ranks
 

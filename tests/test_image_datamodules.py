@@ -10,14 +10,19 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import write_mnist_idx
+from helpers import random_images, write_folder, zip_folder
 from PIL import Image
 
 import datamodules.images as images_module
-from conftest import write_mnist_idx
-from datamodules import AnimeFacesDataModule, FFHQDataModule, ImageFolderDataModule, MNISTDataModule
+from datamodules import (
+    AnimeFacesDataModule,
+    FFHQDataModule,
+    ImageFolderDataModule,
+    MNISTDataModule,
+)
 from datamodules.anime import BICOLORED, Tags, parse_tags, read_tags
 from gans.errors import ConfigError, DataNotFoundError
-from helpers import random_images, write_folder, zip_folder
 
 
 def loaded(cls=ImageFolderDataModule, **kwargs):

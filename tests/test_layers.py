@@ -7,7 +7,12 @@ import torch
 import torch.nn.functional as F
 
 from gans.errors import ConfigError
-from gans.nn.equalized import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm
+from gans.nn.equalized import (
+    EqualizedConv2d,
+    EqualizedLinear,
+    MinibatchStdDev,
+    PixelNorm,
+)
 
 
 def test_equalized_linear_scales_at_run_time_with_he_constant_and_lr_multiplier() -> None:

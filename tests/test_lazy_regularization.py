@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import lightning as L
 import pytest
 import torch
+from helpers import quiet_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -27,7 +28,6 @@ from gans.errors import ConfigError
 from gans.models.style.stylegan2 import StyleGAN2Generator
 from gans.training.losses import path_length_penalty, path_lengths
 from gans.training.phases import RATIO_KEY, Phase, correct_optimizer_, lazy_ratio
-from helpers import quiet_trainer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

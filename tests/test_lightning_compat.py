@@ -8,12 +8,12 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from helpers import quiet_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from datamodules import ToyDataModule
 from gans import GAN
 from gans.training import lightning_compat as compat
-from helpers import quiet_trainer
 
 
 class Recorder(L.Callback):

@@ -29,7 +29,12 @@ from gans.training.losses import (
     wasserstein_d_loss,
     wasserstein_g_loss,
 )
-from gans.training.tricks import SOFT_FAKE_RANGE, SOFT_REAL_RANGE, instance_noise, label_targets
+from gans.training.tricks import (
+    SOFT_FAKE_RANGE,
+    SOFT_REAL_RANGE,
+    instance_noise,
+    label_targets,
+)
 
 REAL = [0.5, -1.0, 2.0, 0.0]
 FAKE = [-0.3, 1.5, 0.0, -2.5]

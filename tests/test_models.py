@@ -11,11 +11,11 @@ from typing import Callable
 
 import pytest
 import torch
+from helpers import count_parameters
 from torch import nn
 
 from gans import CGAN, DCGAN, GAN, LSGAN, WGAN, WGANGP, GANModule
 from gans.nn.basic import AlwaysDropout
-from helpers import count_parameters
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*self.trainer. reference is not registered.*")
 

@@ -5,12 +5,12 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from helpers import quiet_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from datamodules import ToyDataModule
 from gans import GAN
 from gans.errors import NonFiniteLossError
-from helpers import quiet_trainer
 
 
 class NaNAfter(GAN):

@@ -42,8 +42,11 @@ def test_an_old_checkpoint_is_still_refused_by_another_model_class() -> None:
 
 
 def test_old_module_paths_import_the_modules_that_hold_the_code_now() -> None:
-    from gans.dcgan import DCGAN as OldDCGAN  # the path a config's class_path or a notebook may name
+    from gans.dcgan import (
+        DCGAN as OldDCGAN,  # the path a config's class_path or a notebook may name
+    )
     from gans.layers import SelfAttention as OldSelfAttention
+
     from gans import DCGAN
     from gans.nn.spectral import SelfAttention
 

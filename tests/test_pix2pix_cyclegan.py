@@ -9,14 +9,14 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from helpers import quiet_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import EMA, TranslationGrid
-from gans.models.translation.cyclegan import CycleGAN
 from gans.errors import ConfigError
+from gans.models.translation.cyclegan import CycleGAN
 from gans.models.translation.pix2pix import Pix2Pix
-from helpers import quiet_trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

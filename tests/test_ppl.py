@@ -10,19 +10,25 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from helpers import quiet_trainer
 from lightning.pytorch.loggers import CSVLogger
+from style_stub import StubStyleGAN
 from torch import Tensor, nn
 
 from callbacks.fid import rank_block
-from callbacks.ppl import PPL, filtered_mean, global_batches, path_latents, perceptual_path_length
+from callbacks.ppl import (
+    PPL,
+    filtered_mean,
+    global_batches,
+    path_latents,
+    perceptual_path_length,
+)
 from datamodules import MNISTDataModule
 from gans import DCGAN
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
-from gans.nn.style import MappingNetwork
 from gans.metrics.perceptual import pixel_distance
-from helpers import quiet_trainer
-from style_stub import StubStyleGAN
+from gans.nn.style import MappingNetwork
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one thread (tests/conftest.py)
 

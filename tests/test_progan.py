@@ -3,11 +3,10 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import count_parameters
 
 from gans.errors import ConfigError
 from gans.models.style.progan import ProGANDiscriminator, ProGANGenerator, progan_widths
-from helpers import count_parameters
-
 
 
 def test_widths_follow_the_paper() -> None:
@@ -96,11 +95,11 @@ def test_progan_trains_at_a_stage_and_moves_every_network_there(tmp_path) -> Non
     """A few steps at 8x8 mid fade-in: D's WGAN-GP + drift loss and G's loss are finite, both networks move,
     and the EMA generator follows set_growth."""
     import lightning as L
+    from helpers import quiet_trainer
     from torch.utils.data import DataLoader, TensorDataset
 
     from callbacks import EMA
     from gans import ProGAN
-    from helpers import quiet_trainer
 
     L.seed_everything(0)
     model = ProGAN(img_resolution=16, z_dim=8, fmap_max=8)
@@ -140,10 +139,10 @@ def test_real_images_are_pooled_to_the_stage_and_faded_like_the_networks() -> No
 
 def test_progan_trains_at_a_lower_stage_on_full_resolution_data(tmp_path) -> None:
     import lightning as L
+    from helpers import quiet_trainer
     from torch.utils.data import DataLoader, TensorDataset
 
     from gans import ProGAN
-    from helpers import quiet_trainer
 
     L.seed_everything(0)
     model = ProGAN(img_resolution=16, z_dim=8, fmap_max=8)

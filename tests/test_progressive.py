@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import quiet_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -18,7 +19,6 @@ from callbacks.progressive import GrowthSchedule
 from datamodules.sampling import shuffle_arguments
 from gans import GAN, ProGAN
 from gans.errors import ConfigError
-from helpers import quiet_trainer
 
 
 class StagedImages(L.LightningDataModule):

@@ -4,9 +4,8 @@ import re
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, TensorDataset
-
 from helpers import quiet_trainer
+from torch.utils.data import DataLoader, TensorDataset
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 

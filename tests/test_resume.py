@@ -5,12 +5,12 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from helpers import quiet_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from datamodules import ToyDataModule
 from gans import DCGAN, GAN, WGAN
 from gans.errors import ConfigError
-from helpers import quiet_trainer
 
 
 def make_model(cls):
@@ -78,11 +78,11 @@ def test_checkpoint_of_another_model_is_refused(tmp_path: Path) -> None:
 def fit_with_machinery(root: Path, mnist_root: Path, max_epochs: int, ckpt_path: str | None = None):
     """DCGAN under fp16 with a GradScaler, lazy R1 + path length, EMA with ramp-up and FID: every piece of
     state a resume must restore."""
+    from helpers import TinyFeatures
     from lightning.pytorch.plugins import MixedPrecision
 
     from callbacks import EMA, FID
     from datamodules import MNISTDataModule
-    from helpers import TinyFeatures
 
     L.seed_everything(7)
     model = DCGAN(img_resolution=16, img_channels=1, z_dim=8, ngf=8, ndf=8, r1_gamma=1.0, r1_interval=2, pl_weight=2.0, pl_interval=2)

@@ -8,16 +8,20 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import count_parameters, quiet_trainer
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.utils.data import DataLoader, TensorDataset
 
 from gans import SAGAN
 from gans.errors import ConfigError
+from gans.models.conditional.sagan import (
+    SAGANDiscriminator,
+    SAGANGenerator,
+    default_attention_resolution,
+)
 from gans.nn.conditional import ConditionalBatchNorm2d
 from gans.nn.spectral import SelfAttention
-from gans.models.conditional.sagan import SAGANDiscriminator, SAGANGenerator, default_attention_resolution
-from helpers import count_parameters, quiet_trainer
 
 HEADS = [3, 2]  # a hair / eye pair of heads, small
 

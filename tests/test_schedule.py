@@ -7,13 +7,13 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from helpers import quiet_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from callbacks.schedule import KimgMetric
 from datamodules import ToyDataModule
 from gans import GAN
-from helpers import quiet_trainer
 
 
 class GeneratorNorm(KimgMetric):

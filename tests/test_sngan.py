@@ -8,14 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import count_parameters, quiet_trainer
 from torch.utils.data import DataLoader, TensorDataset
 
 from gans import SNGAN, ProjectionGAN
 from gans.errors import ConfigError
 from gans.models.conditional.sngan import SNGANDiscriminator, SNGANGenerator
-from helpers import count_parameters, quiet_trainer
-
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one thread (tests/conftest.py)
 

@@ -8,13 +8,17 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import count_parameters, quiet_trainer
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from gans import StarGAN
 from gans.errors import ConfigError
-from gans.models.translation.stargan import InstanceNorm, StarGANDiscriminator, StarGANGenerator
-from helpers import count_parameters, quiet_trainer
+from gans.models.translation.stargan import (
+    InstanceNorm,
+    StarGANDiscriminator,
+    StarGANGenerator,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

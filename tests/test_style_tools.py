@@ -9,17 +9,24 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from helpers import quiet_trainer
 from PIL import Image
+from style_stub import StubGenerator, StubStyleGAN
 
 from callbacks import EMA
 from datamodules import MNISTDataModule
 from gans import DCGAN, style_tools
 from gans.errors import ConfigError
-from gans.training.latents import seeded_latents, slerp
 from gans.metrics.perceptual import FeatureDistance, pixel_distance
-from gans.tools.projector import load_noise_, noise_buffers, noise_regularization, project, projector_learning_rate, w_noise_std
-from helpers import quiet_trainer
-from style_stub import StubGenerator, StubStyleGAN
+from gans.tools.projector import (
+    load_noise_,
+    noise_buffers,
+    noise_regularization,
+    project,
+    projector_learning_rate,
+    w_noise_std,
+)
+from gans.training.latents import seeded_latents, slerp
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: one thread (tests/conftest.py)
 

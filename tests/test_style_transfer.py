@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import quiet_trainer, write_folder
 from PIL import Image
 from torch import nn
 from torchvision.models import VGG19_Weights
@@ -17,10 +18,9 @@ from torchvision.models.vgg import cfgs, make_layers
 
 from gans.cli import cli
 from gans.errors import ConfigError, DataNotFoundError, exit_on_user_error
-from gans.training.losses import content_loss, gram_matrix, style_layer_loss, style_loss
-from gans.tools.style_transfer import StyleTransfer, content_and_style, read_image
 from gans.metrics.vgg import VGG19_LAYERS, WEIGHTS_FILE, WEIGHTS_URL, VGGFeatures
-from helpers import quiet_trainer, write_folder
+from gans.tools.style_transfer import StyleTransfer, content_and_style, read_image
+from gans.training.losses import content_loss, gram_matrix, style_layer_loss, style_loss
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -10,16 +10,23 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import count_parameters, quiet_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
+from test_progressive import StagedImages
 from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import EMA, ProgressiveGrowing
 from gans.errors import ConfigError
 from gans.models.style.progan import DiscriminatorBlock, ProGANDiscriminator
+from gans.models.style.stylegan import (
+    AdaIN,
+    StyleGAN,
+    StyleGANDiscriminator,
+    StyleGANGenerator,
+    SynthesisLayer,
+    instance_norm,
+)
 from gans.nn.resample import BINOMIAL_3, blur2d, fir_kernel
-from gans.models.style.stylegan import AdaIN, StyleGAN, StyleGANDiscriminator, StyleGANGenerator, SynthesisLayer, instance_norm
-from helpers import count_parameters, quiet_trainer
-from test_progressive import StagedImages
 
 TINY = dict(z_dim=16, w_dim=16, mapping_layers=2, fmap_base=64, fmap_max=16)  # 16 feature maps at 4 and 8 px, 8 at 16, 4 at 32
 

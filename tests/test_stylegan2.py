@@ -10,14 +10,19 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import count_parameters, quiet_trainer
 from torch.utils.data import DataLoader, TensorDataset
 
 from callbacks import EMA
 from gans.errors import ConfigError
-from gans.nn.style import modulated_conv2d
+from gans.models.style.stylegan2 import (
+    StyleGAN2,
+    StyleGAN2Discriminator,
+    StyleGAN2Generator,
+    convert_official_state_dict,
+)
 from gans.nn.resample import BINOMIAL_4, fir_kernel, upfirdn2d
-from gans.models.style.stylegan2 import StyleGAN2, StyleGAN2Discriminator, StyleGAN2Generator, convert_official_state_dict
-from helpers import count_parameters, quiet_trainer
+from gans.nn.style import modulated_conv2d
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "stylegan2-reference"
 

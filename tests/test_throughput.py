@@ -10,6 +10,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from helpers import quiet_trainer
 from lightning.pytorch.loggers import CSVLogger
 
 from callbacks import ImagesPerSecond
@@ -17,7 +18,6 @@ from callbacks.throughput import count_images
 from datamodules import ToyDataModule
 from gans import GAN
 from gans.cli import cli
-from helpers import quiet_trainer
 
 
 def test_count_images_of_labelled_and_bare_batches() -> None:

@@ -5,12 +5,12 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from helpers import quiet_trainer
 from torch.utils.data import DataLoader, TensorDataset
 
 from datamodules import ToyDataModule
 from datamodules.toy import mixture_centers
 from gans import DCGAN, GAN, WGANGP
-from helpers import quiet_trainer
 
 
 def mean_distance_to_modes(points: torch.Tensor) -> float:

@@ -7,11 +7,11 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
+from helpers import quiet_trainer
 from torch import Tensor, nn
 
 from gans.errors import ConfigError
 from gans.training.image_to_image import HistoryPool, TranslationGAN, linear_decay
-from helpers import quiet_trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,11 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import write_mnist_idx
 from PIL import Image
 from torchvision.transforms import v2
 
-from conftest import write_mnist_idx
-from datamodules import MNISTDomainsDataModule, PairedImageDataModule, UnpairedImageDataModule
+from datamodules import (
+    MNISTDomainsDataModule,
+    PairedImageDataModule,
+    UnpairedImageDataModule,
+)
 from datamodules.images import ImageFolderDataModule, to_float
 from datamodules.mnist_domains import edge_digits
 from datamodules.sampling import UnpairedShuffle

@@ -6,6 +6,7 @@ from typing import Callable
 
 import pytest
 import torch
+from helpers import count_parameters
 from torch import nn
 
 from gans.errors import ConfigError
@@ -17,7 +18,6 @@ from gans.models.translation.networks import (
     UNetGenerator,
     receptive_field,
 )
-from helpers import count_parameters
 
 
 def test_unet_maps_images_to_images_of_the_same_size() -> None:

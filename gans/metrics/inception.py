@@ -27,7 +27,9 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+from torch_fidelity.interpolate_compat_tensorflow import (
+    interpolate_bilinear_2d_like_tensorflow1x,
+)
 
 from gans.errors import ConfigError
 

@@ -11,7 +11,6 @@ from torch import Tensor, nn
 
 from gans.errors import ConfigError
 
-
 Norm = Literal["batch", "layer", "none"]
 
 

@@ -3,7 +3,6 @@ discriminator's head (Miyato & Koyama 2018, arXiv:1802.05637)."""
 
 from __future__ import annotations
 
-
 import torch
 from torch import Tensor, nn
 

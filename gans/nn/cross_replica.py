@@ -8,7 +8,6 @@ import torch
 from torch import Tensor, nn
 
 
-
 class CrossReplicaBatchNorm2d(nn.BatchNorm2d):
     """Batch norm whose training statistics are those of the global batch over every rank: BigGAN's "cross-replica"
     batch norm (Brock et al. 2018, arXiv:1809.11096, appendix C; the official code's ``cross_replica`` /

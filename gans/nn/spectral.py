@@ -3,11 +3,9 @@ normalised layers of SNGAN, SAGAN and BigGAN."""
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
 
 
 def spectral_norm(module: nn.Module, enabled: bool = True, n_power_iterations: int = 1, eps: float = 1e-12) -> nn.Module:

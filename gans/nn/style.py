@@ -10,9 +10,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gans.errors import ConfigError
-from gans.nn.resample import upfirdn2d
 from gans.nn.equalized import EqualizedLinear, PixelNorm
-
+from gans.nn.resample import upfirdn2d
 
 LRELU_GAIN = math.sqrt(2)
 

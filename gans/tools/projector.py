@@ -37,7 +37,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gans.errors import ConfigError
-from gans.metrics.perceptual import Distance, FeatureDistance, per_image, resolve_distance
+from gans.metrics.perceptual import (
+    Distance,
+    FeatureDistance,
+    per_image,
+    resolve_distance,
+)
 from gans.training import contracts
 
 NOISE_BUFFER_SUFFIX = "noise_const"

@@ -48,9 +48,11 @@ from PIL import Image
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.images import ImageSource, decode_image
 from gans.errors import ConfigError, DataNotFoundError
-from gans.training.losses import content_loss, gram_matrix, style_loss
 from gans.metrics.vgg import VGGFeatures
+from gans.tools.pictures import columns_picture, run_dir, save_picture
+from gans.training.losses import content_loss, gram_matrix, style_loss
 
 CONTENT_LAYERS = ("relu4_2",)
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -62,7 +64,6 @@ DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}  # L-BFGS: torch's step scale; Adam: a
 
 def read_image(path: str | Path) -> Image.Image:
     """An RGB image from a file PIL reads, or from a member of a zip: ``archive.zip/folder/name.jpg``."""
-    from datamodules.images import ImageSource, decode_image  # datamodules import gans (errors): not at module level
 
     path = Path(path).expanduser()
     if path.is_file():
@@ -253,9 +254,6 @@ class StyleTransfer(L.LightningModule):
     @torch.no_grad()
     def draw(self) -> Path | None:
         """``samples/step_XXXXXXX.png`` and ``latest.png`` (content | style | result) and ``samples/result.png``."""
-        from gans.tools.pictures import run_dir, save_picture  # callbacks import datamodules, which import gans
-        from callbacks.translation_grid import columns_picture
-
         if not self.trainer.is_global_zero:
             return None
         columns = [("content", self.content_pixels), ("style", self.style_pixels), ("result", self.result())]

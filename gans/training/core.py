@@ -46,15 +46,16 @@ from typing import Any, Iterable, Mapping
 
 import lightning as L
 import torch
-from lightning.pytorch.cli import ReduceLROnPlateau as PlateauScheduler  # torch's, with the metric it watches (monitor)
+from lightning.pytorch.cli import (
+    ReduceLROnPlateau as PlateauScheduler,  # torch's, with the metric it watches (monitor)
+)
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
-from gans.training import contracts, distributed
 from gans import legacy
-from gans.training import lightning_compat
 from gans.errors import ConfigError, NonFiniteLossError
+from gans.training import contracts, distributed, lightning_compat
 
 # Strategies whose class (or a base class) has one of these names are refused, with the reason.
 REFUSED_STRATEGIES = {

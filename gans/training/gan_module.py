@@ -44,11 +44,11 @@ from typing import Any, ClassVar, Literal, Sequence
 import torch
 from torch import Tensor, nn
 
-from gans.training import contracts, distributed
-from gans.training.core import AdversarialModule
 from gans.checks import check_at_least
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
+from gans.training import contracts, distributed
+from gans.training.core import AdversarialModule
 from gans.training.latents import seeded_latents
 from gans.training.losses import (
     clip_weights,

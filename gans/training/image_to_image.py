@@ -32,10 +32,10 @@ from typing import Any, ClassVar, Literal, Sequence
 import torch
 from torch import Tensor, nn
 
-from gans.training import contracts, distributed
-from gans.training.core import AdversarialModule, parameters_of
 from gans.checks import check_at_least
 from gans.errors import ConfigError
+from gans.training import contracts, distributed
+from gans.training.core import AdversarialModule, parameters_of
 from gans.training.losses import get_loss
 
 Images = dict[str, Tensor]

@@ -15,7 +15,9 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.overrides.distributed import prepare_for_backward as _prepare_for_backward
+from lightning.pytorch.overrides.distributed import (
+    prepare_for_backward as _prepare_for_backward,
+)
 from torch import Tensor
 
 

@@ -42,9 +42,8 @@ from typing import Callable, Iterable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
 from gans.errors import ConfigError
-
-
 
 # Discriminator losses. ``real_target`` / ``fake_target`` are the label targets
 # (1 and 0 unless a label trick replaces them); losses that have no labels

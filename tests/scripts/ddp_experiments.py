@@ -20,8 +20,9 @@ import yaml
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))  # helpers and test_experiments' tiny-data overrides
 
-from gans.cli import cli  # noqa: E402
 from test_experiments import overrides, with_tiny_fid  # noqa: E402
+
+from gans.cli import cli  # noqa: E402
 
 CHEAP = {  # class_path -> init_args: tiny networks for the metrics, small pictures
     "callbacks.FID": {"feature_extractor": {"class_path": "helpers.GreyTinyFeatures"}},

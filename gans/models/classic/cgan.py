@@ -12,8 +12,8 @@ Deviations from the paper:
 
 from __future__ import annotations
 
-from gans.models.classic.gan import GAN
 from gans.errors import ConfigError
+from gans.models.classic.gan import GAN
 
 
 class CGAN(GAN):

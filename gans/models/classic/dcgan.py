@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from gans.training.gan_module import GANModule
-from gans.nn.basic import AlwaysDropout, Norm, dcgan_init_, norm2d
 from gans.checks import check_resolution
+from gans.nn.basic import AlwaysDropout, Norm, dcgan_init_, norm2d
+from gans.training.gan_module import GANModule
 
 MIN_RESOLUTION = 16
 

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gans.training.gan_module import GANModule, OptimizerName
 from gans.nn.basic import AlwaysDropout, Maxout
+from gans.training.gan_module import GANModule, OptimizerName
 
 
 def _with_labels(x: Tensor, labels: Tensor | None, num_classes: int) -> Tensor:

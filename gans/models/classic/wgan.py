@@ -8,8 +8,8 @@ times per generator step, and 100 times for the first 25 generator steps and eve
 
 from __future__ import annotations
 
-from gans.training.gan_module import OptimizerName
 from gans.models.classic.dcgan import DCGAN
+from gans.training.gan_module import OptimizerName
 
 
 class WGAN(DCGAN):

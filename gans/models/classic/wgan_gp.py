@@ -11,9 +11,9 @@ custom conv net); the critic uses no normalisation by default.
 
 from __future__ import annotations
 
+from gans.errors import ConfigError
 from gans.models.classic.dcgan import DCGAN
 from gans.nn.basic import Norm
-from gans.errors import ConfigError
 
 
 class WGANGP(DCGAN):

@@ -59,12 +59,12 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor, nn
 
-from gans.training.gan_module import GANModule
-from gans.models.classic.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_widths
+from gans.checks import check_resolution
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
+from gans.models.classic.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_widths
 from gans.nn.basic import AlwaysDropout, Norm, dcgan_init_
-from gans.checks import check_resolution
+from gans.training.gan_module import GANModule
 from gans.training.losses import auxiliary_classifier_loss
 from gans.training.tricks import instance_noise
 

@@ -71,15 +71,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from gans.training.gan_module import GANModule
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
-from gans.training.latents import truncated_normal
 from gans.nn.conditional import ClassEmbedding, ProjectionHead
-from gans.nn.spectral import weight_of, SelfAttention, sn_conv2d, sn_linear
-from gans.nn.cross_replica import cross_replica_batchnorm, local_batchnorm, set_sum_over_ranks
-from gans.training.losses import orthogonal_penalty
+from gans.nn.cross_replica import (
+    cross_replica_batchnorm,
+    local_batchnorm,
+    set_sum_over_ranks,
+)
 from gans.nn.resnet import DiscriminatorBlock, GeneratorBlock
+from gans.nn.spectral import SelfAttention, sn_conv2d, sn_linear, weight_of
+from gans.training.gan_module import GANModule
+from gans.training.latents import truncated_normal
+from gans.training.losses import orthogonal_penalty
 
 Init = Literal["ortho", "N02", "xavier"]
 

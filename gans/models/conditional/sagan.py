@@ -61,13 +61,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gans.training.gan_module import GANModule
+from gans.checks import check_resolution
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
 from gans.nn.conditional import ProjectionHead
-from gans.nn.spectral import SelfAttention, sn_conv2d, sn_linear
-from gans.checks import check_resolution
 from gans.nn.resnet import DiscriminatorBlock, GeneratorBlock
+from gans.nn.spectral import SelfAttention, sn_conv2d, sn_linear
+from gans.training.gan_module import GANModule
 
 MIN_RESOLUTION = 16
 MAX_RESOLUTION = 128  # the official network's size; each block keeps its width at its feature-map size

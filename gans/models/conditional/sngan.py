@@ -58,13 +58,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gans.training.gan_module import GANModule
-from gans.training.phases import lr_ratio
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
 from gans.nn.conditional import ConditionalBatchNorm2d, ProjectionHead
-from gans.nn.spectral import weight_of, sn_conv2d
 from gans.nn.resnet import DiscriminatorBlock, GeneratorBlock
+from gans.nn.spectral import sn_conv2d, weight_of
+from gans.training.gan_module import GANModule
+from gans.training.phases import lr_ratio
 
 Architecture = Literal["resnet", "cnn"]
 RESNET_RESOLUTIONS = (32, 64)

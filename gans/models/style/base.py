@@ -32,10 +32,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gans.training.contracts import NOISE_MODES, check_noise_mode  # noqa: F401 (part of the synthesis contract; re-exported)
-from gans.training.gan_module import GANModule
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
+from gans.training.contracts import NOISE_MODES, check_noise_mode  # noqa: F401 (part of the synthesis contract; re-exported)
+from gans.training.gan_module import GANModule
 
 
 class StyleGenerator(nn.Module):

@@ -47,12 +47,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gans.checks import check_resolution
+from gans.errors import ConfigError
+from gans.nn.equalized import (
+    EqualizedConv2d,
+    EqualizedLinear,
+    MinibatchStdDev,
+    PixelNorm,
+)
+from gans.nn.resample import BINOMIAL_3, FIRFilter
 from gans.training import contracts
 from gans.training.gan_module import GANModule
-from gans.errors import ConfigError
-from gans.nn.equalized import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm
-from gans.checks import check_resolution
-from gans.nn.resample import BINOMIAL_3, FIRFilter
 
 LRELU_SLOPE = 0.2
 HE_GAIN = math.sqrt(2)

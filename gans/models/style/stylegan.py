@@ -59,14 +59,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gans.checks import check_resolution
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
-from gans.nn.equalized import EqualizedConv2d, EqualizedLinear
-from gans.nn.style import MappingNetwork
-from gans.checks import check_resolution
-from gans.models.style.progan import HE_GAIN, GrowingNetwork, ProGANDiscriminator, ProgressiveGrowth, lrelu, progan_widths
-from gans.nn.resample import BINOMIAL_3, FIRFilter
 from gans.models.style.base import StyleBasedGAN, StyleGenerator, check_noise_mode
+from gans.models.style.progan import (
+    HE_GAIN,
+    GrowingNetwork,
+    ProGANDiscriminator,
+    ProgressiveGrowth,
+    lrelu,
+    progan_widths,
+)
+from gans.nn.equalized import EqualizedConv2d, EqualizedLinear
+from gans.nn.resample import BINOMIAL_3, FIRFilter
+from gans.nn.style import MappingNetwork
 
 WS_PER_RESOLUTION = 2  # two layers, each with its own w, per resolution
 

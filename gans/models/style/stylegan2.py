@@ -57,13 +57,13 @@ from typing import Any, Literal, Sequence
 import torch
 from torch import Tensor, nn
 
+from gans.checks import check_resolution
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
-from gans.nn.equalized import EqualizedConv2d, EqualizedLinear, MinibatchStdDev
-from gans.nn.style import MappingNetwork, lrelu_agc, modulated_conv2d
-from gans.checks import check_resolution
-from gans.nn.resample import BINOMIAL_4, FIRFilter, upfirdn2d
 from gans.models.style.base import StyleBasedGAN, StyleGenerator, check_noise_mode
+from gans.nn.equalized import EqualizedConv2d, EqualizedLinear, MinibatchStdDev
+from gans.nn.resample import BINOMIAL_4, FIRFilter, upfirdn2d
+from gans.nn.style import MappingNetwork, lrelu_agc, modulated_conv2d
 
 Architecture = Literal["orig", "skip", "resnet"]
 ARCHITECTURES = ("orig", "skip", "resnet")

@@ -40,8 +40,8 @@ import torch
 from torch import Tensor, nn
 
 from gans.errors import ConfigError
-from gans.training.latents import seeded_latents
 from gans.training.image_to_image import Images, TranslationGAN
+from gans.training.latents import seeded_latents
 
 IMG_RESOLUTION = 28  # Table 1's networks: 4 -> 7 -> 13 -> 25 -> 28 in G, 28 -> 24 -> 12 -> 8 -> 4 -> 1 in D
 

@@ -19,8 +19,8 @@ import torch
 from torch import Tensor
 
 from gans.errors import ConfigError
-from gans.training.image_to_image import HistoryPool, Images, TranslationGAN
 from gans.models.translation.networks import PatchGANDiscriminator, ResnetGenerator
+from gans.training.image_to_image import HistoryPool, Images, TranslationGAN
 
 
 class CycleGAN(TranslationGAN):

@@ -40,9 +40,9 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from gans.checks import check_resolution
 from gans.errors import ConfigError
 from gans.nn.basic import AlwaysDropout, dcgan_init_
-from gans.checks import check_resolution
 
 TranslationNorm = Literal["batch", "instance", "none"]
 Padding = Literal["reflect", "replicate", "zero"]

@@ -17,8 +17,8 @@ from typing import Any, Literal, Sequence
 import torch
 from torch import Tensor
 
-from gans.training.image_to_image import Images, TranslationGAN
 from gans.models.translation.networks import PatchGANDiscriminator, UNetGenerator
+from gans.training.image_to_image import Images, TranslationGAN
 
 
 class Pix2Pix(TranslationGAN):

@@ -62,8 +62,8 @@ from torch.utils.data import default_collate
 from gans.errors import ConfigError
 from gans.labels import LabelSpace, class_names_per_head
 from gans.training import contracts
-from gans.training.losses import auxiliary_classifier_loss, gradient_penalty
 from gans.training.image_to_image import Images, TranslationGAN
+from gans.training.losses import auxiliary_classifier_loss, gradient_penalty
 
 D_LEAK = 0.01  # the official discriminator's LeakyReLU slope
 MIN_FINAL_MAP = 1  # D's trunk must leave at least a 1x1 map
