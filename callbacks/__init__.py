@@ -1,6 +1,6 @@
 """Lightning callbacks for GAN training: generator EMA, sample pictures, prediction writing, FID/KID,
 perceptual path length,
-conditional accuracy, image-to-image pictures, checkpoints every N kimg, progressive growing (SPEC section 5)."""
+conditional accuracy, image-to-image pictures, checkpoints every N kimg, progressive growing, a progress bar counting kimg (SPEC section 5)."""
 
 from callbacks.checkpoint import KimgCheckpoint
 from callbacks.cond_acc import ConditionalAccuracy
@@ -10,6 +10,7 @@ from callbacks.lazy_regularization import (
     LazyRegularization,  # removed: refuses, naming the model settings
 )
 from callbacks.ppl import PPL
+from callbacks.progress import KimgProgressBar
 from callbacks.progressive import ProgressiveGrowing
 from callbacks.run_id import WandbRunId
 from callbacks.sample_writer import SampleWriter
@@ -17,4 +18,4 @@ from callbacks.samples import SampleGrid
 from callbacks.throughput import ImagesPerSecond
 from callbacks.translation_grid import TranslationGrid
 
-__all__ = ["ConditionalAccuracy", "EMA", "FID", "ImagesPerSecond", "KimgCheckpoint", "LazyRegularization", "PPL", "ProgressiveGrowing", "SampleGrid", "SampleWriter", "TranslationGrid", "WandbRunId"]
+__all__ = ["ConditionalAccuracy", "EMA", "FID", "ImagesPerSecond", "KimgCheckpoint", "KimgProgressBar", "LazyRegularization", "PPL", "ProgressiveGrowing", "SampleGrid", "SampleWriter", "TranslationGrid", "WandbRunId"]

@@ -8,6 +8,11 @@ come at a rate that depends on the recipe. This callback
 counts what a GAN run is measured in, real images shown (``pl_module.images_seen``, the unit of
 ``train/kimg``), saves whenever a multiple of ``every_kimg`` has been passed, and saves once more when
 training ends, so ``last.ckpt`` always holds the final weights.
+
+The end-of-fit save comes before the end-of-fit evaluations of :class:`callbacks.schedule.KimgMetric` (FID, PPL,
+conditional accuracy: minutes, an hour on a CPU), whatever the order of the callbacks, so that interrupting one leaves
+the final weights; once they are done the same files are written again, holding their results. The default file
+name, ``kimg{kimg:09.3f}``, counts single images, so two saves never share a name whatever ``every_kimg`` is.
 """
 
 from __future__ import annotations
@@ -27,16 +32,19 @@ class KimgCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` that saves every ``every_kimg`` thousand images and at the end of training.
 
     Every other argument is ``ModelCheckpoint``'s (``dirpath``, ``save_last``, ``save_top_k``, ``monitor``, ...).
-    File names may use ``{kimg}`` (thousands of images at the save), as in the default ``kimg{kimg:07.1f}``.
+    File names may use ``{kimg}`` (thousands of images at the save), as in the default ``kimg{kimg:09.3f}``, and
+    ``{images}`` (images seen).
     """
 
-    def __init__(self, every_kimg: float = 100.0, filename: str | None = "kimg{kimg:07.1f}", auto_insert_metric_name: bool = False, **kwargs: Any) -> None:
+    def __init__(self, every_kimg: float = 100.0, filename: str | None = "kimg{kimg:09.3f}", auto_insert_metric_name: bool = False, **kwargs: Any) -> None:
         """
         Args:
             every_kimg: thousands of real images between checkpoints (all ranks together); 0 = only at the end.
-            filename: checkpoint file name pattern; ``{kimg}`` is the thousands of images seen.
+            filename: checkpoint file name pattern; ``{kimg}`` is the thousands of images seen, ``{images}`` the images.
+                The default's three decimals tell any two saves apart (a pattern that rounds more, e.g.
+                ``{kimg:.1f}``, gives two saves within 0.1 kimg one name, and the second replaces the first).
             auto_insert_metric_name: ModelCheckpoint's ``{kimg}`` -> ``kimg=...`` rewriting; off, so that the
-                default name is ``kimg00010.0.ckpt`` (explicit here: the CLI passes every ModelCheckpoint default).
+                default name is ``kimg00010.000.ckpt`` (explicit here: the CLI passes every ModelCheckpoint default).
             **kwargs: the other arguments of :class:`lightning.pytorch.callbacks.ModelCheckpoint`
                 (not ``every_n_train_steps``, ``every_n_epochs`` or ``train_time_interval``: this callback decides when).
         """
@@ -49,6 +57,7 @@ class KimgCheckpoint(ModelCheckpoint):
         self.every_kimg = every_kimg
         self.schedule = KimgSchedule(every_kimg)
         self._saved_at_images: int | None = None
+        self._saved_before_evaluation = False
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.schedule.start(pl_module.images_seen)
@@ -61,9 +70,18 @@ class KimgCheckpoint(ModelCheckpoint):
         if self.schedule.due(pl_module.images_seen) and self._may_save(trainer):
             self._save(trainer, pl_module)
 
+    def save_before_evaluation(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The end-of-fit checkpoint, saved before an end-of-fit evaluation (:class:`callbacks.schedule.KimgMetric` calls
+        this) so that interrupting it leaves the final weights; :meth:`on_train_end` writes the same files again once
+        the evaluations are done. Ranked by ``monitor``, only ``last`` is written now (the metric is not measured yet)."""
+        if self._saved_at_images != pl_module.images_seen and self._may_save(trainer) and (self.monitor is None or self.save_last):
+            self._save(trainer, pl_module, top_k=self.monitor is None)
+            self._saved_before_evaluation = True
+
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._saved_at_images != pl_module.images_seen and self._may_save(trainer):
+        if (self._saved_at_images != pl_module.images_seen or self._saved_before_evaluation) and self._may_save(trainer):
             self._save(trainer, pl_module)
+        self._saved_before_evaluation = False
 
     @staticmethod
     def _may_save(trainer: L.Trainer) -> bool:
@@ -79,8 +97,9 @@ class KimgCheckpoint(ModelCheckpoint):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Nothing: a GAN run has no validation loop to follow."""
 
-    def _save(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        lightning_compat.save_checkpoint_now(self, trainer, {"kimg": torch.tensor(pl_module.images_seen / 1000.0)})
+    def _save(self, trainer: L.Trainer, pl_module: L.LightningModule, top_k: bool = True) -> None:
+        candidates = {"kimg": torch.tensor(pl_module.images_seen / 1000.0, dtype=torch.float64), "images": torch.tensor(pl_module.images_seen)}
+        lightning_compat.save_checkpoint_now(self, trainer, candidates, top_k=top_k)
         self._saved_at_images = pl_module.images_seen
 
     def state_dict(self) -> dict[str, Any]:

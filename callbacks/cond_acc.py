@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from callbacks.fid import rank_block
-from callbacks.schedule import KimgMetric
+from callbacks.schedule import EvaluationBar, KimgMetric
 from datamodules.images import ImageDataset
 from gans.cache import cache_root, write_atomically
 from gans.errors import ConfigError
@@ -192,8 +193,11 @@ class ConditionalAccuracy(KimgMetric):
             raise ConfigError(f"ConditionalAccuracy: {size} real images are too few to hold out {self.holdout:.0%} and train on the rest.")
         return order[held:], order[:held]
 
-    def train_classifier(self, dataset: Any, heads: tuple[int, ...], device: torch.device) -> tuple[dict[str, Tensor], list[float]]:
-        """Train a fresh classifier on the real images; its weights and its per-head accuracy on the held-out images."""
+    def train_classifier(
+        self, dataset: Any, heads: tuple[int, ...], device: torch.device, progress: Callable[[int], Any] | None = None
+    ) -> tuple[dict[str, Tensor], list[float]]:
+        """Train a fresh classifier on the real images; its weights and its per-head accuracy on the held-out images.
+        ``progress`` is called with 1 after each step (:class:`callbacks.schedule.EvaluationBar`'s ``update``)."""
         train_idx, held_idx = self.split(len(dataset))
         channels = fetch(dataset, train_idx[:1])[0].shape[1]
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.enable_grad():  # evaluate() runs under no_grad
@@ -210,6 +214,8 @@ class ConditionalAccuracy(KimgMetric):
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if progress is not None:
+                    progress(1)
         model.eval()
         correct = torch.zeros(len(heads))
         with torch.no_grad():
@@ -236,7 +242,9 @@ class ConditionalAccuracy(KimgMetric):
             else:
                 start = time.perf_counter()
                 rank_zero_info(f"ConditionalAccuracy: training the label classifier ({self.classifier_steps} steps; cached afterwards in {path or 'memory only'}).")
-                state, accuracy = self.train_classifier(dataset, heads, pl_module.device)
+                with EvaluationBar(trainer, self.classifier_steps, "ConditionalAccuracy: training the classifier", unit="step",
+                                   per_rank=False) as bar:
+                    state, accuracy = self.train_classifier(dataset, heads, pl_module.device, progress=bar.update)
                 payload = {"state_dict": state, "real_accuracy": torch.tensor(accuracy), "settings": json.dumps(self.settings(heads, (channels, *size)))}
                 self.trained = True
                 if path is not None:
@@ -268,13 +276,15 @@ class ConditionalAccuracy(KimgMetric):
             self._prepare(trainer, pl_module)
             self.classifier.to(device)
             metrics = [MulticlassAccuracy(num_classes=k, average="micro", **sync).to(device) for k in heads]
-            for indices in rank_block(self.num_samples, trainer.global_rank, trainer.world_size).split(self.batch_size):
-                images = quantize(pl_module.sample_indexed(indices)).to(device)
-                if tuple(images.shape[-2:]) != self._size:  # a lower growth stage: scored at the data's size
-                    images = F.interpolate(images, size=self._size, mode="bilinear", antialias=True, align_corners=False)
-                labels = label_space.for_indices(indices).reshape(len(indices), -1).to(device)
-                for h, logits in enumerate(self.classifier(images)):
-                    metrics[h].update(logits.argmax(1), labels[:, h])
+            with EvaluationBar(trainer, self.num_samples, "ConditionalAccuracy: generated images") as bar:
+                for indices in rank_block(self.num_samples, trainer.global_rank, trainer.world_size).split(self.batch_size):
+                    images = quantize(pl_module.sample_indexed(indices)).to(device)
+                    if tuple(images.shape[-2:]) != self._size:  # a lower growth stage: scored at the data's size
+                        images = F.interpolate(images, size=self._size, mode="bilinear", antialias=True, align_corners=False)
+                    labels = label_space.for_indices(indices).reshape(len(indices), -1).to(device)
+                    for h, logits in enumerate(self.classifier(images)):
+                        metrics[h].update(logits.argmax(1), labels[:, h])
+                    bar.update(len(indices))
             values = {name: float(metric.compute()) for name, metric in zip(self.metric_names(trainer, heads), metrics)}
 
         ceiling = {}

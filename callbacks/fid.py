@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from callbacks.schedule import KimgMetric
+from callbacks.schedule import EvaluationBar, KimgMetric
 from gans.cache import cache_root, write_atomically
 from gans.errors import ConfigError
 from gans.metrics.inception import InceptionFeatures, to_uint8
@@ -136,6 +136,29 @@ class FID(KimgMetric):
         if self._extractor is None:
             self._extractor = self.feature_extractor if self.feature_extractor is not None else InceptionFeatures()
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._announce(trainer, pl_module)
+        super().on_train_start(trainer, pl_module)
+
+    def _announce(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Say at the start how many images each evaluation takes and when it comes; on a CPU, where 10,000 images
+        through Inception take about half an hour, also about how long, timed on a few images."""
+        moments = [f"every {self.every_kimg:g} kimg"] if self.every_kimg > 0 else []
+        moments += [name for name, on in (("at the start", self.at_start and pl_module.images_seen == 0), ("at the end of fit", self.at_end)) if on]
+        if not moments:
+            return
+        line = (f"FID will measure {self.num_samples} generated images {' and '.join(moments)} (and {self.num_real} real "
+                f"images once, cached in {self.cache_dir})")
+        if pl_module.device.type == "cpu":
+            n = min(self.batch_size, 8)
+            with torch.no_grad(), self.measuring(trainer, pl_module):
+                start = time.perf_counter()
+                self._extractor.to(pl_module.device)(to_uint8(pl_module.sample_indexed(torch.arange(n))))
+                seconds = (time.perf_counter() - start) / n * self.num_samples / trainer.world_size
+            line += (f"; about {seconds:.0f} s each on this CPU: callbacks.FID num_samples (or at_end: false) makes it "
+                     f"shorter, at the price of a noisier, higher FID")
+        rank_zero_info(line + ".")
+
     # The evaluation.
 
     @torch.no_grad()
@@ -145,8 +168,10 @@ class FID(KimgMetric):
         device = pl_module.device
         with self.measuring(trainer, pl_module):
             self._prepare(trainer, device)
-            for indices in rank_block(self.num_samples, trainer.global_rank, trainer.world_size).split(self.batch_size):
-                self._update(to_uint8(pl_module.sample_indexed(indices)), real=False)
+            with EvaluationBar(trainer, self.num_samples, "FID: generated images") as bar:
+                for indices in rank_block(self.num_samples, trainer.global_rank, trainer.world_size).split(self.batch_size):
+                    self._update(to_uint8(pl_module.sample_indexed(indices)), real=False)
+                    bar.update(len(indices))
             values = {"metrics/fid": float(self._metrics["fid"].compute())}
             if "kid" in self._metrics:
                 self._one_tensor_per_rank(self._metrics["kid"])
@@ -190,9 +215,11 @@ class FID(KimgMetric):
         path = self._cache_path(trainer, num_real)
         if not self._load_cache(path, num_features, strategy):
             rank_zero_info(f"FID: extracting features of {num_real} real images (cached afterwards in {path or 'memory only'}).")
-            for indices in rank_block(num_real, trainer.global_rank, trainer.world_size).split(self.batch_size):
-                images = torch.stack([dataset[int(i)][0] for i in indices])
-                self._update(to_uint8(images), real=True)
+            with EvaluationBar(trainer, num_real, "FID: real images") as bar:
+                for indices in rank_block(num_real, trainer.global_rank, trainer.world_size).split(self.batch_size):
+                    images = torch.stack([dataset[int(i)][0] for i in indices])
+                    self._update(to_uint8(images), real=True)
+                    bar.update(len(indices))
             if path is not None:
                 self._save_cache(path, trainer.is_global_zero)
         self._real_ready = True

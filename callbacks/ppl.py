@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -40,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from callbacks.fid import rank_block
-from callbacks.schedule import KimgMetric
+from callbacks.schedule import EvaluationBar, KimgMetric
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
 from gans.metrics.perceptual import Distance, InceptionDistance, per_image
@@ -148,12 +149,14 @@ def perceptual_path_length(
     crop: bool = False,
     noise_mode: str = "const",
     batch_size: int = 16,
+    progress: Callable[[int], Any] | None = None,
 ) -> Tensor:
     """The scaled distances ``[len(indices)]`` of the paths numbered ``indices`` (unfiltered; one process).
 
     ``generator`` is a :class:`gans.training.contracts.StyleGenerator`; it is deep-copied when its noise maps are randomised (once per
     global batch of ``batch_size`` paths, :func:`global_batches`), so the caller's is left alone.
-    ``label_space`` (:class:`gans.labels.LabelSpace`) gives path i its label.
+    ``label_space`` (:class:`gans.labels.LabelSpace`) gives path i its label. ``progress`` is called with the number
+    of paths of each batch measured (:class:`callbacks.schedule.EvaluationBar`'s ``update``).
     """
     device = next(generator.parameters()).device
     noise = noise_mode == "const" and bool(noise_buffers(generator.synthesis))
@@ -166,6 +169,8 @@ def perceptual_path_length(
         if noise:
             randomize_noise_(g.synthesis, int(batch[0]) // batch_size)
         out.append(path_distances(g, z0, z1, t, c, distance, epsilon, space, crop, noise_mode))
+        if progress is not None:
+            progress(len(batch))
     return torch.cat(out) if out else torch.zeros(0, device=device)
 
 
@@ -241,10 +246,11 @@ class PPL(KimgMetric):
         with self.measuring(trainer, pl_module):
             if isinstance(self._distance, nn.Module):
                 self._distance.to(device)
-            distances = perceptual_path_length(
-                pl_module.sampling_generator, pl_module.label_space, indices, self._distance, self.epsilon,
-                self.space, self.sampling, self.crop, self.noise_mode, self.batch_size,
-            )
+            with EvaluationBar(trainer, self.num_samples, "PPL: paths", unit="path") as bar:
+                distances = perceptual_path_length(
+                    pl_module.sampling_generator, pl_module.label_space, indices, self._distance, self.epsilon,
+                    self.space, self.sampling, self.crop, self.noise_mode, self.batch_size, progress=bar.update,
+                )
         everyone = torch.cat([d.to(device) for d in distributed.gather_uneven(trainer.strategy, distances.float())])
         values = {"metrics/ppl": filtered_mean(everyone)}
 

@@ -2,17 +2,23 @@
 
 Counting in images (integers) rather than kimg (floats) matters: ``9 * 0.128`` is
 ``1.1520000000000001``, so a float schedule would wait one extra batch past 1.152 kimg.
+
+Also what the metrics measured on that schedule share: :class:`KimgMetric`, and :class:`EvaluationBar`, the progress
+bar of their passes.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Protocol, runtime_checkable
 
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
+from tqdm import tqdm
 
 from gans.errors import ConfigError
 from gans.nn.basic import eval_mode
@@ -43,6 +49,14 @@ class KimgSchedule:
         return (images_seen // self.every_images + 1) * self.every_images if self.every_images > 0 else math.inf
 
 
+@runtime_checkable
+class SavesBeforeEvaluation(Protocol):
+    """A checkpoint callback that writes its end-of-fit checkpoint when asked, before the end-of-fit evaluations
+    (:class:`callbacks.KimgCheckpoint`), and again at its own ``on_train_end``."""
+
+    def save_before_evaluation(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None: ...
+
+
 class KimgMetric(L.Callback):
     """A metric measured every ``every_kimg`` thousand images, at the start (``at_start``, only a fresh run) and
     at the end of fit (``at_end``, unless it was just measured); :class:`callbacks.FID`, :class:`callbacks.PPL` and
@@ -51,6 +65,9 @@ class KimgMetric(L.Callback):
     Subclasses write :meth:`evaluate`, which ends with :meth:`record`: the values join ``history`` (saved in
     checkpoints with the schedule, so a resumed run keeps its curve and measures at the same points), the loggers and
     ``trainer.callback_metrics``.
+
+    The end-of-fit evaluation comes after the end-of-fit checkpoint (:class:`SavesBeforeEvaluation`), whatever the order
+    of the callbacks: interrupting it (it can take long on a CPU) leaves the final weights, and the resume command.
     """
 
     def __init__(self, every_kimg: float, at_start: bool, at_end: bool) -> None:
@@ -114,6 +131,9 @@ class KimgMetric(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         kimg = pl_module.images_seen / 1000.0
         if self.at_end and (not self.history or self.history[-1]["train/kimg"] != kimg):
+            for checkpoint in trainer.checkpoint_callbacks:
+                if isinstance(checkpoint, SavesBeforeEvaluation):
+                    checkpoint.save_before_evaluation(trainer, pl_module)
             self.evaluate(trainer, pl_module)
 
     def state_dict(self) -> dict[str, Any]:
@@ -122,3 +142,23 @@ class KimgMetric(L.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict["history"])
         self.schedule.next_images = state_dict.get("next_images")
+
+
+class EvaluationBar(tqdm):
+    """The progress of one pass of an evaluation (FID's feature extraction, PPL's paths, ConditionalAccuracy's classifier
+    and scoring): count/total, rate and ETA on stderr, drawn on global rank 0 only and only while the trainer shows a
+    progress bar (``enable_progress_bar``); removed when done (the metric's summary line follows).
+
+    ``update(n)`` takes what this rank did: under several ranks, each doing its block of the work, the bar counts
+    ``n * world_size`` (``per_rank=False``: work done by rank 0 alone, e.g. training a classifier), so its total is
+    the whole evaluation's.
+    """
+
+    def __init__(self, trainer: L.Trainer, total: int, description: str, unit: str = "img", per_rank: bool = True) -> None:
+        bar = trainer.progress_bar_callback
+        shown = trainer.is_global_zero and bar is not None and getattr(bar, "is_enabled", True)  # Lightning's bars have is_enabled
+        self.ranks = trainer.world_size if per_rank else 1
+        super().__init__(total=total, desc=description, unit=unit, disable=not shown, leave=False, dynamic_ncols=True, file=sys.stderr)
+
+    def update(self, n: float = 1) -> bool | None:
+        return super().update(min(n * self.ranks, self.total - self.n))  # rank 0's block may be the larger by one

@@ -15,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torchvision.transforms import v2
 
@@ -38,6 +39,7 @@ class Tags:
 
     hair: tuple[str, ...] = ()
     eyes: tuple[str, ...] = ()
+    line: str = field(default="", compare=False)  # where the tags came from, ``line N: '<text>'`` (first line of an id)
 
     @property
     def untagged(self) -> bool:
@@ -58,6 +60,7 @@ class Tags:
         return Tags(
             tuple(c for c in self.hair if hair is None or c in hair),
             tuple(c for c in self.eyes if eyes is None or c in eyes or c == BICOLORED),
+            self.line,
         )
 
 
@@ -86,7 +89,15 @@ def read_tags(path: Path) -> dict[str, Tags]:
     """``id -> Tags`` from lines ``<id>,<phrases>``; blank lines, ``#`` comments and a header line are skipped,
     and the phrases of an id listed twice are merged."""
     tags: dict[str, Tags] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise DataNotFoundError(
+            f"{path} is not UTF-8 text (line {line}, byte {err.object[err.start:err.start + 1]!r}): save the tags file as UTF-8 "
+            f"(e.g. iconv -f latin1 -t utf-8), lines '<id>,<hair colour> hair <eye colour> eyes'."
+        ) from None
+    for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -99,7 +110,9 @@ def read_tags(path: Path) -> dict[str, Tags]:
         image_id = image_id.strip()
         if image_id in tags:
             old = tags[image_id]
-            found = Tags(tuple(dict.fromkeys(old.hair + found.hair)), tuple(dict.fromkeys(old.eyes + found.eyes)))
+            found = Tags(tuple(dict.fromkeys(old.hair + found.hair)), tuple(dict.fromkeys(old.eyes + found.eyes)), old.line)
+        else:
+            found = Tags(found.hair, found.eyes, f"line {number}: {line!r}")
         tags[image_id] = found
     return tags
 
@@ -190,6 +203,7 @@ class AnimeFacesDataModule(ImageFolderDataModule):
                     f"data.init_args.drop_bicolored: true."
                 )
             self.tags = self._read_tags(Path(tags_file).expanduser())
+            self._warn_malformed(tags_file)
             labelled = [label for label in map(self._label, self.tags.values()) if isinstance(label, tuple)]
             self._set_classes(labelled)
             if not self.hair_colors or not self.eye_colors:
@@ -213,6 +227,18 @@ class AnimeFacesDataModule(ImageFolderDataModule):
             )
         self.tags_sha1 = hashlib.sha1(path.read_bytes()).hexdigest()
         return read_tags(path)
+
+    def _warn_malformed(self, tags_file: str) -> None:
+        """One warning for the lines that name no usable hair and eye colour (a typo such as ``hiar``, a missing eye
+        colour, a colour outside hair_colors/eye_colors), which drop_untagged drops: their count and the first."""
+        hp = self.hparams
+        bad = [tags for tags in self.tags.values() if tags.restricted(hp.hair_colors, hp.eye_colors).untagged]
+        if bad and hp.drop_untagged:
+            rank_zero_warn(
+                f"{tags_file}: {len(bad)} of {len(self.tags)} tagged ids name no usable '<colour> hair <colour> eyes' pair "
+                f"(a misspelt word, a missing colour, or a colour outside hair_colors/eye_colors) and are dropped; the first is "
+                f"{bad[0].line}. Fix those lines, or set data.init_args.drop_untagged: false to have them refused."
+            )
 
     def _set_classes(self, pairs: Sequence[tuple[str, str]]) -> None:
         """The classes: ``hair_colors``/``eye_colors`` when given, else the colours of ``pairs``, sorted."""

@@ -298,6 +298,15 @@ def keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
     return batch
 
 
+def check_batch_fits(count: int, batch_size: int, source: str) -> None:
+    """Refuse a training set smaller than one batch (the loaders drop the last partial batch, so the fit would
+    train nothing and end without a word)."""
+    if count < batch_size:
+        raise ConfigError(
+            f"{source} has {count} usable images, fewer than batch_size={batch_size}: lower data.init_args.batch_size or add images."
+        )
+
+
 def batch_loader(dataset: Dataset, batch_size: int, num_workers: int, pin_memory: bool, shuffle: dict | None = None) -> DataLoader:
     """A shuffled loader that fetches whole batches from ``dataset`` (drop_last, like every training loader here):
     an :class:`ImageDataset`, or any dataset whose ``__getitems__`` returns a whole batch (used as is);
@@ -759,11 +768,7 @@ class ImageFolderDataModule(GANDataModule):
     def train_dataloader(self) -> DataLoader:
         if self.dataset is None:
             raise ConfigError(f"{type(self).__name__}: call setup('fit') before train_dataloader().")
-        if len(self.dataset) < self.batch_size:
-            raise ConfigError(
-                f"{self.root} has {len(self.dataset)} usable images, fewer than batch_size={self.batch_size}: "
-                f"lower data.init_args.batch_size or add images."
-            )
+        check_batch_fits(len(self.dataset), self.batch_size, str(self.root))
         augment = self.augment()
         pixels = self.dataset.pixels if augment is not None else self.stage_pixels(self.resolution)
         dataset = ImageDataset(pixels, self.dataset.labels, self.resolution, self.hparams.xflip, augment)

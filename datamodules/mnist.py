@@ -18,15 +18,22 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import MNIST
+from torchvision.datasets.mnist import read_image_file
 from torchvision.datasets.utils import extract_archive
 
 from datamodules.base import DownloadedDataModule, download_failure
-from datamodules.images import ImageDataset, TensorPixels, batch_loader
+from datamodules.images import (
+    ImageDataset,
+    TensorPixels,
+    batch_loader,
+    check_batch_fits,
+)
 from datamodules.sampling import shuffle_arguments
 from gans.errors import ConfigError, DataNotFoundError
 
@@ -46,12 +53,21 @@ class MNISTSplit(MNIST):
     """
 
     def __init__(self, root: str | Path, split: Split, download: bool, transform=None) -> None:
-        self.resources = [r for r in MNIST.resources if r[0] in RAW_FILES[split]]
         raw = Path(root) / "MNIST" / "raw"
         for name in RAW_FILES[split]:
             if (raw / name).exists() and not (raw / name.removesuffix(".gz")).exists():
                 extract_archive(str(raw / name), str(raw))
+        images, labels = (raw / name.removesuffix(".gz") for name in RAW_FILES[split])
+        # Images without their labels file: unlabelled digits (unconditional models need no labels file).
+        self.labelled = labels.exists() or not images.exists()
+        needed = RAW_FILES[split] if self.labelled else RAW_FILES[split][:1]
+        self.resources = [r for r in MNIST.resources if r[0] in needed]
         super().__init__(str(root), train=split == "train", download=download, transform=transform)
+
+    def _load_data(self) -> tuple[Tensor, Tensor | None]:
+        if self.labelled:
+            return super()._load_data()
+        return read_image_file(os.path.join(self.raw_folder, RAW_FILES["train" if self.train else "test"][0].removesuffix(".gz"))), None
 
     @property
     def raw_folder(self) -> str:
@@ -144,8 +160,15 @@ class MNISTDataModule(DownloadedDataModule):
         if self.dataset is None:
             split = self._load(download=False)
             pixels = TensorPixels(resize_digits(split.data, self.hparams.img_resolution))
-            self.dataset = ImageDataset(pixels, split.targets.long())
+            if split.targets is None:
+                self.num_classes = 0  # conditional models refuse unlabelled data (GANModule.setup)
+                rank_zero_info(
+                    f"MNIST: {RAW_FILES[self.hparams.split][1]} not found in {Path(split.raw_folder).resolve()}: the digits "
+                    f"come without labels (fine for unconditional models; conditional ones need that file)."
+                )
+            self.dataset = ImageDataset(pixels, None if split.targets is None else split.targets.long())
 
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams
+        check_batch_fits(len(self.dataset), hp.batch_size, f"The MNIST {hp.split} split in {Path(hp.root).resolve()}")
         return batch_loader(self.dataset, hp.batch_size, hp.num_workers, hp.pin_memory, shuffle_arguments(self, len(self.dataset)))

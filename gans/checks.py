@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 from gans.errors import ConfigError
 
@@ -26,3 +27,33 @@ def check_at_least(setting: str, value: float, minimum: float) -> None:
     """Refuse ``value`` below ``minimum`` in one line naming the setting (``model.init_args.<setting>``)."""
     if not value >= minimum:  # also refuses NaN
         raise ConfigError(f"{setting} must be >= {minimum}, got {value}: set model.init_args.{setting} to {minimum} or more.")
+
+
+def check_in_range(setting: str, value: float, low: float, high: float, hint: str = "") -> None:
+    """Refuse ``value`` outside ``[low, high)`` (also NaN) in one line naming the setting, with ``hint`` (a typical value)."""
+    if not low <= value < high:
+        raise ConfigError(f"{setting} must be in [{low}, {high}), got {value}: set model.init_args.{setting} {hint or 'in that range'}.")
+
+
+def check_positive(setting: str, value: float, hint: str = "") -> None:
+    """Refuse ``value`` <= 0 (also NaN) in one line naming the setting."""
+    if not value > 0:
+        raise ConfigError(f"{setting} must be > 0, got {value}: set model.init_args.{setting} {hint or 'to a positive value'}.")
+
+
+def check_optimizer_settings(lr_g: float, lr_d: float, betas: Sequence[float], momentum: float = 0.0, weight_decay: float = 0.0) -> None:
+    """The optimizer settings every adversarial model shares (noise-to-image and image-to-image), checked when the
+    model is built rather than when torch builds the optimizers at ``fit``."""
+    check_positive("lr_g", lr_g, "to e.g. 2e-4")
+    check_positive("lr_d", lr_d, "to e.g. 2e-4")
+    if len(betas) != 2 or not all(0 <= beta < 1 for beta in betas):
+        raise ConfigError(f"betas must be Adam's (beta1, beta2), each in [0, 1), got {list(betas)}: set model.init_args.betas to e.g. [0.5, 0.999].")
+    check_at_least("momentum", momentum, 0)
+    check_at_least("weight_decay", weight_decay, 0)
+
+
+def check_run_settings(max_nonfinite_steps: int, gradient_clip_val: float, max_kimg: float) -> None:
+    """The run settings of :class:`gans.training.core.AdversarialModule`."""
+    check_at_least("max_nonfinite_steps", max_nonfinite_steps, 1)
+    check_at_least("gradient_clip_val", gradient_clip_val, 0)
+    check_at_least("max_kimg", max_kimg, 0)

@@ -16,6 +16,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from callbacks.schedule import KimgMetric
+
 
 def quiet_trainer(root: Path, max_steps: int, **overrides: Any) -> L.Trainer:
     """A CPU Trainer with no logger, checkpoints, progress bar or summary unless ``overrides`` asks."""
@@ -143,3 +145,14 @@ def write_cifar10(root: Path, per_batch: int = 4, seed: int = 0, images: np.ndar
 def count_parameters(module: nn.Module) -> int:
     """Trainable and frozen parameters of ``module`` (what the papers' parameter counts count; buffers are not)."""
     return sum(p.numel() for p in module.parameters())
+
+
+class InterruptAtEnd(KimgMetric):
+    """An end-of-fit evaluation that the user interrupts with Ctrl-C: its evaluation raises KeyboardInterrupt (a config
+    names it by class path, ``helpers.InterruptAtEnd``)."""
+
+    def __init__(self) -> None:
+        super().__init__(every_kimg=0, at_start=False, at_end=True)
+
+    def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float]:
+        raise KeyboardInterrupt

@@ -20,3 +20,24 @@ def test_nan_is_not_at_least_anything() -> None:
     check_at_least("x", 1, 1)
     with pytest.raises(ConfigError, match="x must be >= 0"):
         check_at_least("x", math.nan, 0)
+
+
+NOISE_TO_IMAGE = dict(img_resolution=16, img_channels=1, z_dim=4, ngf=4, ndf=4)
+IMAGE_TO_IMAGE = dict(num_classes=[3, 2], domain_heads=[0], img_resolution=8, ngf=4, ndf=4, g_blocks=1)
+
+
+@pytest.mark.parametrize("build", [lambda **kw: DCGAN(**NOISE_TO_IMAGE, **kw), lambda **kw: StarGAN(**IMAGE_TO_IMAGE, **kw)],
+                         ids=["noise-to-image", "image-to-image"])
+@pytest.mark.parametrize("setting, value", [("lr_g", -1e-4), ("lr_d", 0.0), ("lr_g", math.nan), ("betas", (-0.1, 0.9)),
+                                            ("betas", (0.5, 1.0)), ("gradient_clip_val", -1.0), ("max_kimg", -1.0)])
+def test_optimizer_and_run_settings_are_checked_when_built_in_both_families(build, setting: str, value) -> None:
+    with pytest.raises(ConfigError, match=rf"^{setting} must be .*model\.init_args\.{setting}") as refused:
+        build(**{setting: value})
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("setting, value", [("momentum", -0.9), ("gp_weight", -1.0), ("r1_gamma", -1.0), ("clip_value", -0.01),
+                                            ("label_smoothing", 1.0), ("label_flip_prob", 1.5), ("instance_noise_std", -0.1)])
+def test_gan_module_numeric_settings_are_checked(setting: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=rf"^{setting} must be .*model\.init_args\.{setting}"):
+        DCGAN(**NOISE_TO_IMAGE, **{setting: value})

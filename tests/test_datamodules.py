@@ -227,3 +227,21 @@ def test_mode_coverage_min_fraction():
 def test_toy_unknown_mixture():
     with pytest.raises(ValueError, match="grid"):
         ToyDataModule(mixture="spiral")
+
+
+def test_mnist_without_a_labels_file_serves_unlabelled_images(tmp_path):
+    """A user with the images file only trains an unconditional model; no dummy labels file is needed (issue 25)."""
+    raw = write_mnist_idx(tmp_path, "train", n=32)
+    (raw / f"{MNIST_FILES['train'][1]}.gz").unlink()
+    dm = loaded(tmp_path, split="train", batch_size=8)
+    assert len(dm.dataset) == 32 and dm.num_classes == 0
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.shape == (8, 1, 28, 28) and (labels == 0).all()
+
+
+def test_mnist_batch_larger_than_the_split_is_refused(mnist_root):
+    from gans.errors import ConfigError
+
+    dm = loaded(mnist_root, split="test", batch_size=33)
+    with pytest.raises(ConfigError, match="fewer than batch_size=33.*data.init_args.batch_size"):
+        dm.train_dataloader()

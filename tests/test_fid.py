@@ -1,6 +1,8 @@
 """callbacks.FID: values against a direct scipy computation, the real-statistics cache, logging, the
 standard Inception wrapper, and that evaluating never changes the training run."""
 
+import logging
+import re
 from pathlib import Path
 
 import lightning as L
@@ -64,14 +66,14 @@ def test_real_statistics_are_cached_per_dataset(tmp_path: Path, mnist_root: Path
     cache = tmp_path / "cache"
     first = TinyFeatures()
     small_fit(tmp_path / "a", mnist_root, [FID(every_kimg=0, num_samples=20, num_real=32, feature_extractor=first, cache_dir=str(cache))])
-    assert first.images_seen == 1 + 32 + 20  # probe, real pass, generated
+    assert first.images_seen == 8 + 1 + 32 + 20  # the startup timing on a CPU, probe, real pass, generated
     files = list(cache.glob("*.pt"))
     assert len(files) == 1 and files[0].name.startswith("MNISTDataModule-1x16x16-") and files[0].name.endswith("-TinyFeatures-n32.pt")
 
     second = TinyFeatures()
     again = FID(every_kimg=0, num_samples=20, num_real=32, feature_extractor=second, cache_dir=str(cache))
     small_fit(tmp_path / "b", mnist_root, [again])
-    assert second.images_seen == 1 + 20  # the real features came from the cache
+    assert second.images_seen == 8 + 1 + 20  # the real features came from the cache
     # Another split is other data: a second cache file.
     L.seed_everything(0)
     other = MNISTDataModule(root=str(mnist_root), split="test", img_resolution=16, batch_size=16, num_workers=0, download=False)
@@ -99,6 +101,15 @@ def test_metrics_are_logged_with_kimg_and_offered_to_checkpointing(tmp_path: Pat
     assert [float(r["train/kimg"]) for r in rows] == [0.032, 0.064]
     assert all(float(r["metrics/fid"]) >= 0 and r["metrics/kid"] != "" for r in rows)
     assert float(trainer.callback_metrics["metrics/fid"]) == pytest.approx(fid.history[-1]["metrics/fid"])
+
+
+def test_startup_log_says_how_many_images_when_and_how_long_on_a_cpu(tmp_path: Path, mnist_root: Path, caplog) -> None:
+    fid = FID(every_kimg=0.032, num_samples=10, num_real=16, feature_extractor=TinyFeatures(), cache_dir=str(tmp_path / "c"))
+    with caplog.at_level(logging.INFO):
+        small_fit(tmp_path, mnist_root, [fid], max_steps=2)
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("FID will")]
+    assert "10 generated images" in line and "every 0.032 kimg and at the end of fit" in line, line
+    assert re.search(r"about \d+ s each on this CPU", line) and "num_samples" in line, line
 
 
 def test_fid_history_survives_a_resume(tmp_path: Path, mnist_root: Path) -> None:

@@ -586,3 +586,23 @@ def test_mnist_cached_tensor_matches_the_pil_transforms(tmp_path, img_resolution
         assert image.shape == (1, img_resolution, img_resolution)
         torch.testing.assert_close(image, expected, atol=1 / 255, rtol=0)
         assert int(label) == expected_label
+
+
+def test_malformed_tag_lines_are_counted_in_one_warning(tmp_path):
+    """Lines dropped for a typo'd key, a missing eye colour or a colour outside the list: one warning, with the count
+    and the first such line (issue 25)."""
+    lines = ["0,blonde hair blue eyes", "1,red hiar green eyes", "2,blonde hair", "3,pnk hair blue eyes", "4,red hair green eyes"]
+    tags = write_anime(tmp_path, lines, n=5)
+    with pytest.warns(UserWarning) as caught:
+        AnimeFacesDataModule(root=str(tmp_path), tags_file=str(tags), hair_colors=["blonde", "red"])
+    messages = [str(w.message) for w in caught if "tags" in str(w.message)]
+    assert len(messages) == 1, messages
+    assert "3 of 5" in messages[0] and "line 2" in messages[0] and "red hiar green eyes" in messages[0], messages[0]
+
+
+def test_tags_file_not_utf8_is_a_data_error(tmp_path):
+    tags = tmp_path / "tags.csv"
+    tags.write_bytes("0,r\xf6d hair blue eyes\n".encode("latin-1"))
+    with pytest.raises(DataNotFoundError, match="UTF-8") as refused:
+        read_tags(tags)
+    assert "\n" not in str(refused.value)

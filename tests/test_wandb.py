@@ -212,6 +212,15 @@ def test_resume_continues_the_same_wandb_run(wandb_home: Path, mnist_root: Path,
     assert saved["trainer"]["logger"]["init_args"]["id"] == first_id
 
 
+def test_ckpt_path_last_continues_the_same_wandb_run(wandb_home: Path, mnist_root: Path, tmp_path: Path) -> None:
+    """``--ckpt_path last`` is resolved before the logger is built, so it reads the saved run id as an explicit path does."""
+    config = write_config(tmp_path, mnist_root)
+    _, first_id = fit(config)
+    resumed, second_id = fit(config, "--trainer.max_epochs=2", "--ckpt_path=last")
+    assert second_id == first_id
+    assert resumed.trainer.global_step == 8
+
+
 def resume_config(ckpt: Path, loggers: list[Namespace]) -> SimpleNamespace:
     """Just what GANCLI.before_instantiate_classes reads of a parsed ``fit`` config."""
     return SimpleNamespace(subcommand="fit", config=Namespace(fit=Namespace(ckpt_path=str(ckpt), trainer=Namespace(logger=loggers))))

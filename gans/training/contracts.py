@@ -19,6 +19,8 @@ The contracts and who relies on them:
   :class:`NoiseLayer` is the optional per-layer noise switch of the style tools' noise figure.
 - :class:`GrowingModel` (ProGAN, StyleGAN; required) and :class:`GrowingData` (:class:`datamodules.ImageFolderDataModule`;
   optional): :class:`callbacks.ProgressiveGrowing`. Both extend :class:`TrainingProgress` (the core's counters).
+- :class:`ProgressReporter` (the core's counters, ``max_kimg`` and the latest progress-bar values; optional):
+  :class:`callbacks.KimgProgressBar`.
 - :class:`EMAHost` (GANModule: ``generator``; TranslationGAN: its generators): :class:`callbacks.EMA`, which keeps
   the average of network ``name`` as the module's ``<name>_ema`` (:func:`network`, :func:`ema_copy`).
 - Data, all optional: :class:`ShapedData` (``data_shape``, of a datamodule or a model: :func:`data_shape`),
@@ -171,6 +173,18 @@ class TrainingProgress(Protocol):
 
     def log_train(self, metrics: dict[str, Any], prog_bar: bool = False, always: bool = False) -> None:
         ...
+
+
+@runtime_checkable
+class ProgressReporter(TrainingProgress, Protocol):
+    """a module that reports its progress to the progress bar
+
+    :class:`gans.training.core.AdversarialModule`; :class:`callbacks.KimgProgressBar` (optional: another module gets
+    Lightning's bar).
+    """
+
+    max_kimg: float  # the run ends after this many thousand images; 0 = no limit
+    progress_bar_values: dict[str, Any]  # the latest values logged with prog_bar=True (tensors not read yet)
 
 
 @runtime_checkable

@@ -17,7 +17,8 @@ image-to-image module for pix2pix or CycleGAN):
   shared seed and its rank at ``setup``, so latents, dropout masks, penalty interpolation weights and
   instance noise differ across ranks; checkpoints save every rank's RNG state and a resume restores
   each rank its own.
-- Cheap logging: :meth:`log_train` logs only on the trainer's logging steps (and the first batch).
+- Cheap logging: :meth:`log_train` logs only on the trainer's logging steps (and the first batch); the values
+  meant for the progress bar are kept every batch in ``progress_bar_values``.
 - Lightning lr schedulers, stepped under manual optimization (``interval: step`` = per batch);
   ``ReduceLROnPlateau`` on the metric it names, averaged over ranks so every rank takes the same decision.
 - ``max_kimg``: stop after this many thousand real images (StyleGAN's ``--kimg``).
@@ -54,7 +55,8 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 
 from gans import legacy
-from gans.errors import ConfigError, NonFiniteLossError
+from gans.checks import check_run_settings
+from gans.errors import ConfigError, NonFiniteLossError, find_user_error
 from gans.training import contracts, distributed, lightning_compat
 
 # Strategies whose class (or a base class) has one of these names are refused, with the reason.
@@ -136,10 +138,7 @@ class AdversarialModule(L.LightningModule):
         """
         super().__init__()
         self.automatic_optimization = False
-        if max_nonfinite_steps < 1:
-            raise ConfigError(f"max_nonfinite_steps must be >= 1, got {max_nonfinite_steps}.")
-        if max_kimg < 0:
-            raise ConfigError(f"max_kimg must be >= 0 (0 = no limit), got {max_kimg}.")
+        check_run_settings(max_nonfinite_steps, gradient_clip_val, max_kimg)
         self.max_nonfinite_steps = max_nonfinite_steps
         self.gradient_clip_val = gradient_clip_val
         self.max_kimg = max_kimg
@@ -150,6 +149,7 @@ class AdversarialModule(L.LightningModule):
         self._verdict_on_host = False  # whether this batch already read a non-finite flag
         self._nonfinite_reported = 0
         self._log_now = True
+        self.progress_bar_values: dict[str, Any] = {}  # the latest values logged with prog_bar=True, every batch
         self._end_epoch_requested = False
         self._epoch_cut_short = False
         self._own_buffers: dict[str, Tensor] | None = None  # a resumed rank's own buffers, set at train start
@@ -208,6 +208,11 @@ class AdversarialModule(L.LightningModule):
                     f"the optimizer steps of every phase (2 per batch, irregular with n_critic > 1), so saves are skipped: "
                     f"use callbacks.KimgCheckpoint(every_kimg=...) instead."
                 )
+        if not self.max_kimg:
+            rank_zero_info(
+                f"max_kimg is 0: no limit on training images; the run ends at trainer.max_epochs={self.trainer.max_epochs} "
+                f"or max_steps={self.trainer.max_steps} (set model.init_args.max_kimg to stop after that many thousand images)."
+            )
         if self.trainer.max_steps and self.trainer.max_steps > 0:
             rank_zero_info(
                 f"trainer.max_steps={self.trainer.max_steps} counts optimizer steps of every phase (D and G steps, "
@@ -480,13 +485,21 @@ class AdversarialModule(L.LightningModule):
         if self._end_epoch_requested:
             self._end_epoch_requested, self._epoch_cut_short = False, True
             return -1  # Lightning: skip the rest of this epoch
+        if self.max_kimg and self.images_seen >= self.max_kimg * 1000:  # resumed from a run that had reached max_kimg
+            self.trainer.should_stop, self._epoch_cut_short = True, True
+            return -1  # train nothing more: the dropped batch is uncounted at the epoch's end
         self._wrap_networks_for_ddp()
         self._log_now = self.batches == 0 or lightning_compat.logging_this_batch(self.trainer)
         return None
 
     def log_train(self, metrics: dict[str, Any], prog_bar: bool = False, always: bool = False) -> None:
         """``self.log_dict`` on the trainer's logging steps only (every ``log_every_n_steps`` batches, and
-        the first): what Lightning would write anyway, without its per-call cost on the other batches."""
+        the first): what Lightning would write anyway, without its per-call cost on the other batches.
+
+        Values with ``prog_bar`` are also kept, every batch and as given (detached tensors: no device read), in
+        ``progress_bar_values``, which :class:`callbacks.KimgProgressBar` turns into numbers at its own pace."""
+        if prog_bar:
+            self.progress_bar_values.update(metrics)
         if (self._log_now or always) and self._trainer is not None:  # a loss computed outside fit (a test, a notebook) logs nothing
             self.log_dict(metrics, prog_bar=prog_bar)
 
@@ -563,6 +576,7 @@ class AdversarialModule(L.LightningModule):
         if self._resuming() and len(rank_buffers) == self.trainer.world_size:  # on as many ranks: each its own buffers,
             self._own_buffers = rank_buffers[self.trainer.global_rank]  # set at train start (building DDP's wrapper copies rank 0's)
         own = self.state_dict()
+        self._check_checkpoint_keys(checkpoint, own, written_by)
         for name, value in checkpoint.get("state_dict", {}).items():
             if name in own and own[name].shape != value.shape:
                 raise ConfigError(
@@ -570,6 +584,28 @@ class AdversarialModule(L.LightningModule):
                     f"build the model with the checkpoint's settings ({checkpoint.get('hyper_parameters', {})})."
                 )
         self._restore_rng(progress)
+
+    def _check_checkpoint_keys(self, checkpoint: dict[str, Any], own: Mapping[str, Any], written_by: str) -> None:
+        """Refuse, in one line, a checkpoint whose weights are not this model's layers (torch's strict load would fail
+        with a list of keys): a base class's checkpoint in a subclass with other layers, or other settings. EMA copies
+        are left to :meth:`load_state_dict`, which builds them."""
+        state = checkpoint.get("state_dict")
+        if state is None or not self.strict_loading:
+            return
+        ema = tuple(f"{contracts.ema_name(name)}." for name in self.ema_networks) if isinstance(self, contracts.EMAHost) else ()
+        unexpected = [key for key in state if key not in own and not key.startswith(ema)]
+        missing = [key for key in own if key not in state and not key.startswith(ema)]
+        if not unexpected and not missing:
+            return
+        differ = "; ".join(f"{len(keys)} {what} (e.g. {keys[0]})" for keys, what in ((unexpected, "weights this model lacks"),
+                                                                              (missing, "weights missing")) if keys)
+        name, written_name = type(self).__name__, written_by.rsplit(".", 1)[-1]
+        settings = {key: value for key, value in checkpoint.get("hyper_parameters", {}).items() if not key.startswith("_")}
+        fix = (f"build the model with the checkpoint's settings ({settings})"
+               if written_by == qualified_name(type(self)) else
+               f"load it with {written_name}.load_from_checkpoint, or set model.class_path: {written_by} "
+               f"(to train a {name}, start without --ckpt_path)")
+        raise ConfigError(f"The checkpoint was written by {written_by}, whose layers are not {name}'s ({differ}): {fix}.")
 
     def _resuming(self) -> bool:
         """Whether a checkpoint is being restored to continue training (``fit(ckpt_path=...)``), not to use the model."""
@@ -600,12 +636,24 @@ class AdversarialModule(L.LightningModule):
         """Lightning's loader, refusing in one line a checkpoint written by a model that is not ``cls`` or one of its
         base classes (whose layers ``cls`` would not have), before Lightning reads its arguments."""
         written_by = cls.checkpoint_writer(checkpoint_path)
+        fix = f"load it with {written_by.rsplit('.', 1)[-1]}.load_from_checkpoint (or set model.class_path: {written_by})"
         if written_by not in {qualified_name(c) for c in cls.__mro__}:
-            raise ConfigError(
-                f"The checkpoint {checkpoint_path} was written by {written_by}, not {qualified_name(cls)}: load it with "
-                f"{written_by.rsplit('.', 1)[-1]}.load_from_checkpoint (or set model.class_path: {written_by})."
-            )
-        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+            raise ConfigError(f"The checkpoint {checkpoint_path} was written by {written_by}, not {qualified_name(cls)}: {fix}.")
+        if written_by == qualified_name(cls):
+            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        # A base class's checkpoint: build cls from its settings (a CLI checkpoint names the base class, which Lightning
+        # would refuse to build as cls), then on_load_checkpoint compares the layers.
+        hparams = torch.load(checkpoint_path, map_location="cpu", weights_only=True).get("hyper_parameters") or {}
+        if "_class_path" in hparams:
+            kwargs.setdefault("_class_path", qualified_name(cls))
+        try:
+            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        except Exception as err:
+            refused = find_user_error(err)
+            if refused is None or written_by in str(refused):
+                raise
+            raise ConfigError(f"The checkpoint {checkpoint_path} was written by {written_by}, whose settings do not build a "
+                              f"{cls.__name__} ({refused}): {fix}.") from None
 
     @staticmethod
     def checkpoint_writer(checkpoint_path: Any) -> str:

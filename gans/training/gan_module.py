@@ -44,7 +44,7 @@ from typing import Any, ClassVar, Literal, Sequence
 import torch
 from torch import Tensor, nn
 
-from gans.checks import check_at_least
+from gans.checks import check_at_least, check_in_range, check_optimizer_settings
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
 from gans.training import contracts, distributed
@@ -180,6 +180,14 @@ class GANModule(AdversarialModule):
                 f"least_squares); {loss!r} has none: turn the label tricks off or change the loss."
             )
         check_at_least("n_critic", n_critic, 1)
+        check_at_least("z_dim", z_dim, 1)
+        check_optimizer_settings(lr_g, lr_d, betas, momentum)
+        for name, value in (("gp_weight", gp_weight), ("r1_gamma", r1_gamma), ("r2_gamma", r2_gamma), ("drift_weight", drift_weight),
+                            ("clip_value", clip_value), ("instance_noise_std", instance_noise_std),
+                            ("instance_noise_anneal_kimg", instance_noise_anneal_kimg)):
+            check_at_least(name, value, 0)
+        check_in_range("label_smoothing", label_smoothing, 0, 1, "to e.g. 0.1 (real targets 0.9), or 0 for off")
+        check_in_range("label_flip_prob", label_flip_prob, 0, 1, "to e.g. 0.05, or 0 for off")
         if optimizer not in OptimizerName.__args__:
             raise ConfigError(f"Unknown optimizer {optimizer!r}: choose one of {', '.join(OptimizerName.__args__)}.")
         for name, value in (("r1_interval", r1_interval), ("pl_interval", pl_interval), ("pl_batch_shrink", pl_batch_shrink)):
@@ -457,9 +465,12 @@ class GANModule(AdversarialModule):
         datamodule = self.trainer.datamodule if self._trainer is not None else None
         data_classes = datamodule.num_classes if isinstance(datamodule, contracts.LabelledData) else None
         if self.label_space.conditional and data_classes is not None and LabelSpace.from_num_classes(data_classes) != self.label_space:
+            unlabelled = data_classes == 0
             raise ConfigError(
                 f"{type(self).__name__} is conditioned on {self.num_classes} classes but "
-                f"{type(datamodule).__name__} has {data_classes}: set model.init_args.num_classes: {data_classes}."
+                f"{type(datamodule).__name__} has {'no labels' if unlabelled else data_classes}: "
+                + ("give the data its labels, or set model.init_args.num_classes: 0 for unconditional training."
+                   if unlabelled else f"set model.init_args.num_classes: {data_classes}.")
             )
 
     def unpack_batch(self, batch: Any) -> tuple[Tensor, Tensor | None]:

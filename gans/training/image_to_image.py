@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Literal, Sequence
 import torch
 from torch import Tensor, nn
 
-from gans.checks import check_at_least
+from gans.checks import check_at_least, check_optimizer_settings
 from gans.errors import ConfigError
 from gans.training import contracts, distributed
 from gans.training.core import AdversarialModule, parameters_of
@@ -175,15 +175,12 @@ class TranslationGAN(AdversarialModule, abc.ABC):
         super().__init__(max_nonfinite_steps=max_nonfinite_steps, gradient_clip_val=gradient_clip_val, max_kimg=max_kimg)
         self.adversarial_loss = get_loss(loss)
         check_at_least("n_critic", n_critic, 1)
-        if lr_constant < 0 or lr_decay < 0:
-            raise ConfigError(f"lr_constant and lr_decay must be >= 0, got {lr_constant} and {lr_decay}.")
+        check_at_least("lr_constant", lr_constant, 0)
+        check_at_least("lr_decay", lr_decay, 0)
         if lr_unit not in ("epoch", "step"):
-            raise ConfigError(f"lr_unit must be 'epoch' or 'step', got {lr_unit!r}.")
-        if len(betas) != 2:
-            raise ConfigError(f"betas must be Adam's (beta1, beta2), got {betas}.")
+            raise ConfigError(f"lr_unit must be 'epoch' or 'step', got {lr_unit!r}: set model.init_args.lr_unit to one of them.")
+        check_optimizer_settings(lr_g, lr_d, betas, weight_decay=weight_decay)
         self.n_critic = n_critic
-        if weight_decay < 0:
-            raise ConfigError(f"weight_decay must be >= 0, got {weight_decay}.")
         self.lr_g, self.lr_d = lr_g, lr_d
         self.weight_decay = weight_decay
         self.betas = tuple(float(b) for b in betas)

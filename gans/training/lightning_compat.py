@@ -47,11 +47,12 @@ def every_n_train_steps(callback: ModelCheckpoint) -> int:
     return int(getattr(callback, "_every_n_train_steps", 0) or 0)
 
 
-def save_checkpoint_now(callback: ModelCheckpoint, trainer: L.Trainer, extra_candidates: dict[str, Tensor]) -> None:
-    """Save as ``callback`` would at one of its own moments: its top-k (by ``monitor``, or the newest) and ``last``,
-    with ``extra_candidates`` available to its ``filename`` format (e.g. ``{kimg}``)."""
+def save_checkpoint_now(callback: ModelCheckpoint, trainer: L.Trainer, extra_candidates: dict[str, Tensor], top_k: bool = True) -> None:
+    """Save as ``callback`` would at one of its own moments: its top-k (by ``monitor``, or the newest; not with
+    ``top_k=False``) and ``last``, with ``extra_candidates`` available to its ``filename`` format (e.g. ``{kimg}``)."""
     candidates = {**ModelCheckpoint._monitor_candidates(callback, trainer), **extra_candidates}
-    callback._save_topk_checkpoint(trainer, candidates)
+    if top_k:
+        callback._save_topk_checkpoint(trainer, candidates)
     callback._save_last_checkpoint(trainer, candidates)
 
 

@@ -306,7 +306,7 @@ class SNGAN(GANModule):
 
 
 class ProjectionGAN(SNGAN):
-    """The projection cGAN (Miyato & Koyama 2018): :class:`SNGAN` with ``num_classes`` required."""
+    """The projection cGAN (Miyato & Koyama 2018, arXiv:1802.05637): :class:`SNGAN` with ``num_classes`` required."""
 
     def __init__(self, num_classes: int | Sequence[int] = 10, **kwargs) -> None:
         """
