@@ -25,8 +25,16 @@ Protocol, so numbers compare across runs, batch sizes and numbers of GPUs:
   launcher (DDP, XLA). The generator's buffers are averaged over ranks first. The evaluation never touches the global RNG: training continues identically
   with or without this callback.
 
-Logged as ``metrics/fid``, ``metrics/kid`` and ``metrics/kid_std`` together with ``train/kimg``, so a
-dashboard can plot them against kimg; also put in ``trainer.callback_metrics`` for
+From the same features (one extraction per evaluation), behind switches: precision and recall (Kynkaanniemi et al.
+2019, k = 3) and density and coverage (Naeem et al. 2020, k = 5), :mod:`gans.metrics.manifold`; the Inception Score
+(Salimans et al. 2016, 10 splits), :mod:`gans.metrics.inception_score`, when the extractor also returns class
+logits (the default FID Inception has no classifier layer). These need every feature, not sums: the real features are
+cached with the statistics, the generated ones are gathered from every rank (:func:`gans.training.distributed.gather_uneven`,
+in rank order, i.e. index order) and every rank computes the same numbers from the whole sets.
+
+Logged as ``metrics/fid``, ``metrics/kid``, ``metrics/kid_std`` and, when on, ``metrics/precision``,
+``metrics/recall``, ``metrics/density``, ``metrics/coverage``, ``metrics/is`` and ``metrics/is_std``, together with
+``train/kimg``, so a dashboard can plot them against kimg; also put in ``trainer.callback_metrics`` for
 ``ModelCheckpoint(monitor="metrics/fid", mode="min")``.
 """
 
@@ -47,6 +55,8 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from callbacks.schedule import EvaluationBar, KimgMetric
 from gans.cache import cache_root, write_atomically
 from gans.errors import ConfigError
+from gans.metrics import inception_score as inception_score_
+from gans.metrics import manifold
 from gans.metrics.inception import InceptionFeatures, to_uint8
 from gans.training import contracts, distributed
 
@@ -85,6 +95,9 @@ class FID(KimgMetric):
         kid: bool = True,
         kid_subset_size: int = 1000,
         kid_subsets: int = 100,
+        precision_recall: bool | None = None,
+        density_coverage: bool | None = None,
+        inception_score: bool | None = None,
         at_start: bool = False,
         at_end: bool = True,
         cache_dir: str | None = None,
@@ -96,11 +109,20 @@ class FID(KimgMetric):
             num_samples: generated images per evaluation (papers: 50,000; monitoring: 1-10k).
             num_real: real images for the reference statistics; None = ``num_samples`` (capped at the dataset size).
             batch_size: images per generator / feature-extractor batch.
-            feature_extractor: a module mapping uint8 images ``[N, C, H, W]`` to features ``[N, F]``;
-                None = the standard FID Inception (:class:`gans.metrics.inception.InceptionFeatures`).
+            feature_extractor: a module mapping uint8 images ``[N, C, H, W]`` to features ``[N, F]``, or to a pair
+                ``(features [N, F], class logits [N, K])`` (then the Inception Score can be computed);
+                None = the standard FID Inception (:class:`gans.metrics.inception.InceptionFeatures`, features only).
             kid: also compute KID.
             kid_subset_size: images per KID subset (capped at the number of images).
             kid_subsets: KID subsets.
+            precision_recall: also compute precision and recall (k = 3; cheap next to the feature extraction, but the
+                real features are kept and cached, as KID does); None = when there are more than 3 generated and real
+                images, True = refuse fewer.
+            density_coverage: also compute density and coverage (k = 5; as cheap); None = when there are more than 5
+                generated and real images, True = refuse fewer.
+            inception_score: also compute the Inception Score of the generated images (10 splits, mean and std) from
+                the extractor's class logits; None = when the extractor returns logits and there are at least 10
+                generated images, True = refuse an extractor without logits or fewer images.
             at_start: also evaluate before the first step (a curve starting at kimg 0).
             at_end: also evaluate when training ends.
             cache_dir: where real statistics are cached; None = ``$GANS_CACHE/real_stats`` or ``~/.cache/gans/real_stats``.
@@ -118,11 +140,38 @@ class FID(KimgMetric):
         self.kid = kid
         self.kid_subset_size = kid_subset_size
         self.kid_subsets = kid_subsets
+        self.precision_recall = precision_recall
+        self.density_coverage = density_coverage
+        self.inception_score = inception_score
+        for name, k in (("precision_recall", manifold.PRECISION_RECALL_K), ("density_coverage", manifold.DENSITY_COVERAGE_K)):
+            if getattr(self, name) and min(num_samples, self.num_real) <= k:
+                raise ConfigError(f"FID {name} (k={k}) needs more than {k} generated and real images, got num_samples={num_samples}, "
+                                  f"num_real={self.num_real}: raise them or set {name}: false.")
+        if inception_score and num_samples < inception_score_.SPLITS:
+            raise ConfigError(f"FID inception_score needs num_samples >= {inception_score_.SPLITS} (its splits), got {num_samples}: "
+                              "raise it or set inception_score: false.")
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.seed = seed
         self._extractor: nn.Module | None = None
         self._metrics: dict[str, Any] = {}
         self._real_ready = False
+        self._computes_is = False  # inception_score on and the extractor returns class logits beside the features
+        self._parts: dict[str, list[Tensor]] = {}  # this rank's features (and logits) of the pass under way
+        self._widths: dict[str, int] = {}  # of the features and logits
+        self._real_features: Tensor | None = None  # every real feature, on every rank, when a manifold metric is on
+        self._real_radii: dict[int, Tensor] = {}
+        self._num_real = self.num_real  # once the data are known: capped at their size
+
+    def _computes(self, name: str) -> bool:
+        """Whether ``precision_recall`` or ``density_coverage`` is computed: asked for, or left to None and possible."""
+        k = manifold.PRECISION_RECALL_K if name == "precision_recall" else manifold.DENSITY_COVERAGE_K
+        switch = getattr(self, name)
+        return bool(switch) or (switch is None and min(self.num_samples, self._num_real) > k)
+
+    @property
+    def _manifold_ks(self) -> list[int]:
+        return [k for k, name in ((manifold.PRECISION_RECALL_K, "precision_recall"), (manifold.DENSITY_COVERAGE_K, "density_coverage"))
+                if self._computes(name)]
 
     # Lightning hooks.
 
@@ -149,6 +198,10 @@ class FID(KimgMetric):
             return
         line = (f"FID will measure {self.num_samples} generated images {' and '.join(moments)} (and {self.num_real} real "
                 f"images once, cached in {self.cache_dir})")
+        also = [name for name, on in (("KID", self.kid), ("precision/recall", self._computes("precision_recall")),
+                                      ("density/coverage", self._computes("density_coverage")), ("IS", self.inception_score)) if on]
+        if also:
+            line += f", with {', '.join(also)} from the same features"
         if pl_module.device.type == "cpu":
             n = min(self.batch_size, 8)
             with torch.no_grad(), self.measuring(trainer, pl_module):
@@ -180,15 +233,55 @@ class FID(KimgMetric):
                 values.update({"metrics/kid": float(kid_mean), "metrics/kid_std": float(kid_std)})
             for metric in self._metrics.values():
                 metric.reset()  # the fake half only: reset_real_features=False
+            values.update(self._whole_set_metrics(trainer.strategy))
 
-        kid_text = f", KID {values['metrics/kid'] * 1e3:.2f}e-3" if "metrics/kid" in values else ""
-        return self.record(trainer, pl_module, values, f"FID {values['metrics/fid']:.2f}{kid_text}",
+        summary = f"FID {values['metrics/fid']:.2f}"
+        if "metrics/kid" in values:
+            summary += f", KID {values['metrics/kid'] * 1e3:.2f}e-3"
+        for name in ("precision", "recall", "density", "coverage", "is"):
+            if f"metrics/{name}" in values:
+                summary += f", {'IS' if name == 'is' else name} {values[f'metrics/{name}']:.3f}"
+        return self.record(trainer, pl_module, values, summary,
                            f"{self.num_samples} samples, {time.perf_counter() - start:.0f} s")
 
+    def _gathered(self, strategy: Any, name: str) -> Tensor:
+        """This pass's ``features`` or ``logits`` of every rank, in rank order (= index order), on every rank; one collective."""
+        parts = self._parts.pop(name, []) or [torch.zeros(0, self._widths[name], device=self._metrics["fid"].device)]
+        return torch.cat(distributed.gather_uneven(strategy, torch.cat(parts)))
+
+    def _whole_set_metrics(self, strategy: Any) -> dict[str, float]:
+        """The metrics that need every generated feature (or logit), not sums, computed by every rank from the same
+        whole sets: precision/recall, density/coverage, Inception Score."""
+        values = {}
+        if self._manifold_ks:
+            scores = manifold.manifold_metrics(
+                self._real_features, self._gathered(strategy, "features"), real_radii=self._real_radii,
+                precision_recall_k=manifold.PRECISION_RECALL_K if self._computes("precision_recall") else None,
+                density_coverage_k=manifold.DENSITY_COVERAGE_K if self._computes("density_coverage") else None,
+            )
+            values.update({f"metrics/{name}": value for name, value in scores.items()})
+        if self._computes_is:
+            mean, std = inception_score_.inception_score(self._gathered(strategy, "logits"))
+            values.update({"metrics/is": mean, "metrics/is_std": std})
+        self._parts = {}
+        return values
+
+    def _extract(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The extractor's features and, where it gives them, class logits."""
+        out = self._extractor(images)
+        if isinstance(out, (tuple, list)):
+            features, logits = out
+            return features, logits
+        return out, None
+
     def _update(self, images: Tensor, real: bool) -> None:
-        features = self._extractor(images.to(self._metrics["fid"].device))
+        features, logits = self._extract(images.to(self._metrics["fid"].device))
         for metric in self._metrics.values():
             metric.update(features, real=real)
+        if self._manifold_ks:
+            self._parts.setdefault("features", []).append(features.float())
+        if not real and self._computes_is:
+            self._parts.setdefault("logits", []).append(logits.float())
 
     def _prepare(self, trainer: L.Trainer, device: torch.device) -> None:
         """Build the metrics and fill in the real statistics, from the cache or by one pass over the data."""
@@ -198,9 +291,22 @@ class FID(KimgMetric):
         num_real = min(self.num_real, len(dataset))
         if num_real < self.num_real:
             rank_zero_warn(f"FID: the data hold {len(dataset)} images, fewer than num_real={self.num_real}; using all of them.")
+        self._num_real = num_real
+        for name, k in (("precision_recall", manifold.PRECISION_RECALL_K), ("density_coverage", manifold.DENSITY_COVERAGE_K)):
+            if getattr(self, name) and num_real <= k:
+                raise ConfigError(f"FID {name} (k={k}) needs more than {k} real images and the data hold {num_real}: "
+                                  f"set {name}: false.")
         self._extractor.to(device)
-        probe = self._extractor(to_uint8(dataset[0][0].unsqueeze(0)).to(device))
+        probe, logits = self._extract(to_uint8(dataset[0][0].unsqueeze(0)).to(device))
         num_features = probe.shape[-1]
+        if self.inception_score and logits is None:
+            raise ConfigError(
+                f"FID inception_score needs class logits, but the feature extractor ({type(self._extractor).__name__}) returns "
+                "features only (the standard FID Inception file has no classifier layer): set inception_score: false, or give a "
+                "feature_extractor that returns (features, logits)."
+            )
+        self._computes_is = logits is not None and self.inception_score is not False and self.num_samples >= inception_score_.SPLITS
+        self._widths = {"features": num_features, "logits": logits.shape[-1] if logits is not None else 0}
         strategy = trainer.strategy
         sync = distributed.metric_sync(strategy)  # metric states reduced through the Lightning strategy, on any launcher
         self._metrics = {"fid": FrechetInceptionDistance(feature=_Precomputed(num_features), reset_real_features=False, **sync)}
@@ -213,15 +319,20 @@ class FID(KimgMetric):
             metric.to(device)
 
         path = self._cache_path(trainer, num_real)
-        if not self._load_cache(path, num_features, strategy):
+        loaded = self._load_cache(path, num_features, strategy)
+        if not loaded:
             rank_zero_info(f"FID: extracting features of {num_real} real images (cached afterwards in {path or 'memory only'}).")
             with EvaluationBar(trainer, num_real, "FID: real images") as bar:
                 for indices in rank_block(num_real, trainer.global_rank, trainer.world_size).split(self.batch_size):
                     images = torch.stack([dataset[int(i)][0] for i in indices])
                     self._update(to_uint8(images), real=True)
                     bar.update(len(indices))
-            if path is not None:
-                self._save_cache(path, trainer.is_global_zero)
+        if self._manifold_ks:  # rank 0's cached features or each rank's share: all of them, in index order, on every rank
+            self._real_features = self._gathered(strategy, "features")
+            self._real_radii = manifold.knn_radii(self._real_features, self._manifold_ks)
+        self._parts = {}
+        if not loaded and path is not None:
+            self._save_cache(path, trainer.is_global_zero)
         self._real_ready = True
 
     @staticmethod
@@ -252,7 +363,7 @@ class FID(KimgMetric):
         stats = None
         if strategy.is_global_zero and path is not None and path.is_file():
             stats = torch.load(path, map_location="cpu", weights_only=True)
-            if stats["sum"].shape[0] != num_features or (self.kid and "features" not in stats):
+            if stats["sum"].shape[0] != num_features or ((self.kid or self._manifold_ks) and "features" not in stats):
                 stats = None
         if not strategy.broadcast(stats is not None, src=0):
             return False
@@ -261,9 +372,11 @@ class FID(KimgMetric):
             fid.real_features_sum = stats["sum"].to(fid.device)
             fid.real_features_cov_sum = stats["cov_sum"].to(fid.device)
             fid.real_features_num_samples = stats["num"].to(fid.device)
+        features = stats["features"] if stats is not None else torch.zeros(0, num_features)
         if "kid" in self._metrics:
-            features = stats["features"] if stats is not None else torch.zeros(0, num_features)
             self._metrics["kid"].real_features = [features.to(fid.device)]
+        if self._manifold_ks:
+            self._parts["features"] = [features.to(fid.device)]
         return True
 
     def _save_cache(self, path: Path, is_global_zero: bool) -> None:
@@ -278,4 +391,6 @@ class FID(KimgMetric):
                 stats = {"sum": fid.real_features_sum, "cov_sum": fid.real_features_cov_sum, "num": fid.real_features_num_samples}
                 if kid is not None:
                     stats["features"] = torch.cat(list(kid.real_features))
+                elif self._real_features is not None:
+                    stats["features"] = self._real_features
                 write_atomically(path, lambda partial: torch.save({k: v.detach().cpu() for k, v in stats.items()}, partial))

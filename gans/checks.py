@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Sequence
 
 from gans.errors import ConfigError
@@ -44,8 +45,11 @@ def check_positive(setting: str, value: float, hint: str = "") -> None:
 def check_optimizer_settings(lr_g: float, lr_d: float, betas: Sequence[float], momentum: float = 0.0, weight_decay: float = 0.0) -> None:
     """The optimizer settings every adversarial model shares (noise-to-image and image-to-image), checked when the
     model is built rather than when torch builds the optimizers at ``fit``."""
-    check_positive("lr_g", lr_g, "to e.g. 2e-4")
-    check_positive("lr_d", lr_d, "to e.g. 2e-4")
+    for setting, lr, network in (("lr_g", lr_g, "generator"), ("lr_d", lr_d, "discriminator")):
+        if not lr >= 0:  # also NaN
+            raise ConfigError(f"{setting} must be >= 0, got {lr}: set model.init_args.{setting} to e.g. 2e-4.")
+        if lr == 0:  # a way to train one network alone (tests, ablations), and never a silent one
+            warnings.warn(f"{setting} is 0: the {network} is never updated (set model.init_args.{setting} to e.g. 2e-4 to train it).", stacklevel=3)
     if len(betas) != 2 or not all(0 <= beta < 1 for beta in betas):
         raise ConfigError(f"betas must be Adam's (beta1, beta2), each in [0, 1), got {list(betas)}: set model.init_args.betas to e.g. [0.5, 0.999].")
     check_at_least("momentum", momentum, 0)

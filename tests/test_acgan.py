@@ -8,13 +8,18 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from helpers import count_parameters, quiet_trainer
 from torch.utils.data import DataLoader, TensorDataset
 
 from gans import ACGAN, DCGAN
 from gans.errors import ConfigError
+from gans.training import gan_module
 from gans.training.losses import auxiliary_classifier_loss, logistic_d_loss
-from gans.training.tricks import label_targets
+from gans.training.tricks import SOFT_FAKE_RANGE, SOFT_REAL_RANGE, label_targets
+
+EXPERIMENTS = Path(__file__).parents[1] / "experiments"
+ANIME_CONFIGS = sorted(p for p in EXPERIMENTS.glob("acgan_*.yaml") if "anime" in p.stem)
 
 
 def tiny(architecture: str, num_classes=(3, 2), **kwargs) -> ACGAN:
@@ -210,6 +215,54 @@ def test_generator_dropout_stays_on_at_test_time(architecture: str) -> None:
     with_dropout, without = tiny(architecture, g_dropout=0.5).eval(), tiny(architecture).eval()
     assert not torch.equal(with_dropout.sample(4, labels, z), with_dropout.sample(4, labels, z))
     assert torch.equal(without.sample(4, labels, z), without.sample(4, labels, z))
+
+
+def init_args(config: Path) -> dict:
+    return yaml.safe_load(config.read_text())["model"]["init_args"]
+
+
+def test_every_anime_config_is_the_reports_acgan() -> None:
+    """The MLDS anime report's ACGAN: D's class loss on real images only (L_cls(D) = E_x~P_data[log P_D(label_x | x)],
+    classify_fakes false), its tips (soft targets, G dropout) with label flipping off, Adam 2e-4 (0.5, 0.999)."""
+    assert {p.stem for p in ANIME_CONFIGS} >= {"acgan_anime", "acgan_anime_cpu"}
+    for config in ANIME_CONFIGS:
+        args = init_args(config)
+        assert args["classify_fakes"] is False, config.name
+        assert args["soft_labels"] is True and args["g_dropout"] == 0.5, config.name
+        assert args.get("label_flip_prob", 0) == 0 and args.get("label_smoothing", 0) == 0, config.name
+        assert (args["lr_g"], args["lr_d"], args["betas"]) == (2e-4, 2e-4, [0.5, 0.999]), config.name
+    # The MNIST config keeps the paper's (Odena et al.) L_C on real and fake, stated in it.
+    assert init_args(EXPERIMENTS / "acgan_mnist.yaml")["classify_fakes"] is True
+
+
+@pytest.mark.parametrize("config", ANIME_CONFIGS, ids=lambda p: p.stem)
+def test_anime_configs_draw_soft_targets_per_sample_and_never_flip(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """D's source targets under an anime config (narrowed): each sample's target drawn from U[0.8, 1.2] (real) or
+    U[0, 0.2] (fake), different per sample and per step; none flipped to the other side's range."""
+    narrow = {"ngf": 4, "ndf": 2, "g_blocks": 1, "d_blocks": 1} if init_args(config)["architecture"] == "srresnet" else {"ngf": 4, "ndf": 4}
+    model = ACGAN(**{**init_args(config), **narrow})
+    assert not model.hparams.classify_fakes and model.hparams.label_flip_prob == 0
+    targets: list[torch.Tensor] = []  # what D's loss is given: real, fake, real, fake
+    monkeypatch.setattr(gan_module, "label_targets", lambda *args: targets.append(label_targets(*args)) or targets[-1])
+    torch.manual_seed(0)
+    logits = torch.zeros(5000)
+    for _ in range(2):
+        model.adversarial_d_loss(logits, logits)
+    real, fake, real_again, _ = targets
+    assert SOFT_REAL_RANGE == (0.8, 1.2) and SOFT_FAKE_RANGE == (0.0, 0.2)
+    assert 0.8 <= real.min() and real.max() <= 1.2 and real.min() < 0.81 and real.max() > 1.19  # fills the range, no flips
+    assert 0.0 <= fake.min() and fake.max() <= 0.2 and fake.min() < 0.01 and fake.max() > 0.19
+    assert real.unique().numel() > 4000 and fake.unique().numel() > 4000  # one draw per sample, not one per batch
+    assert not torch.equal(real, real_again)  # and new draws every step
+
+
+def test_label_flipping_is_off_unless_asked() -> None:
+    assert tiny("dcgan").hparams.label_flip_prob == 0
+    torch.manual_seed(0)
+    soft = label_targets(torch.zeros(5000), True, soft=True)
+    assert soft.min() >= 0.8  # soft targets alone never flip
+    flipped = label_targets(torch.zeros(5000), True, soft=True, flip_prob=0.3)
+    assert 0.25 < (flipped <= 0.2).float().mean() < 0.35  # asked: 30 % drawn from the fake range
 
 
 def test_a_few_steps_with_every_tip_on(tmp_path: Path) -> None:

@@ -41,3 +41,8 @@ def test_optimizer_and_run_settings_are_checked_when_built_in_both_families(buil
 def test_gan_module_numeric_settings_are_checked(setting: str, value: float) -> None:
     with pytest.raises(ConfigError, match=rf"^{setting} must be .*model\.init_args\.{setting}"):
         DCGAN(**NOISE_TO_IMAGE, **{setting: value})
+
+
+def test_a_zero_learning_rate_freezes_its_network_and_says_so() -> None:
+    with pytest.warns(UserWarning, match="lr_g is 0: the generator is never updated"):
+        DCGAN(img_resolution=16, img_channels=1, z_dim=4, ngf=4, ndf=4, lr_g=0.0)

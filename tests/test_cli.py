@@ -143,7 +143,7 @@ def test_mnist_batch_larger_than_the_split_is_one_line(dcgan_run, tmp_path: Path
     "override, message",
     [
         ("--model.init_args.lr_g=-1", "lr_g"),
-        ("--model.init_args.lr_d=0", "lr_d"),
+        ("--model.init_args.lr_d=-0.001", "lr_d"),
         ("--model.init_args.betas=[-0.5,0.999]", "betas"),
         ("--model.init_args.betas=[0.5,1.0]", "betas"),
         ("--model.init_args.gp_weight=-1", "gp_weight"),

@@ -1,4 +1,5 @@
-"""FID/KID under DDP: 2 gloo processes give the same numbers as 1, with fresh or cached real statistics."""
+"""FID/KID, precision/recall, density/coverage and IS under DDP: 2 gloo processes give the same numbers as 1, with fresh
+or cached real statistics."""
 
 import json
 from pathlib import Path
@@ -18,7 +19,7 @@ def run(tmp_path: Path, name: str, devices: int, cache: str, other_ranks_cache: 
     return json.loads(out.read_text())
 
 
-def test_two_processes_give_the_same_fid_and_kid_as_one(tmp_path: Path) -> None:
+def test_two_processes_give_the_same_metrics_as_one(tmp_path: Path) -> None:
     write_mnist_idx(tmp_path / "data", "train", n=64, seed=0)
     ddp_fresh = run(tmp_path, "ddp_fresh", 2, "cache_ddp")  # real statistics extracted in two shares, reduced, cached
     single = run(tmp_path, "single", 1, "cache_single")
@@ -29,7 +30,10 @@ def test_two_processes_give_the_same_fid_and_kid_as_one(tmp_path: Path) -> None:
     for other in (ddp_fresh, ddp_cached, single_cached):
         assert other["metrics/fid"] == pytest.approx(single["metrics/fid"], rel=1e-6)
         assert other["metrics/kid"] == pytest.approx(single["metrics/kid"], rel=1e-5)  # float32 kernel sums
-    assert single["metrics/fid"] > 0.1 and single["metrics/kid"] > 0.01  # untrained G vs data: far apart
+        for name in ("precision", "recall", "density", "coverage", "is", "is_std"):  # gathered whole, in index order
+            assert other[f"metrics/{name}"] == pytest.approx(single[f"metrics/{name}"], rel=1e-6), name
+    assert single["metrics/precision"] > 0.5 and 0 < single["metrics/coverage"] < 1 and single["metrics/is_std"] > 0
+    assert single["metrics/fid"] > 0.1 and single["metrics/kid"] > 0.003  # untrained G vs data: apart
     # The cache written by two ranks holds the same statistics as the one written by one.
     assert not list((tmp_path / "cache_hidden").glob("*"))  # rank 1 read and wrote nothing there
     (ddp_file,), (single_file,) = (list((tmp_path / c).glob("*.pt")) for c in ("cache_ddp", "cache_single"))

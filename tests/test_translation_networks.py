@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import pytest
 import torch
+import yaml
 from helpers import count_parameters
 from torch import nn
 
+from gans import Pix2Pix
 from gans.errors import ConfigError
 from gans.models.translation.networks import (
     PatchGANDiscriminator,
@@ -18,6 +21,8 @@ from gans.models.translation.networks import (
     UNetGenerator,
     receptive_field,
 )
+
+EXPERIMENTS = Path(__file__).parents[1] / "experiments"
 
 
 def test_unet_maps_images_to_images_of_the_same_size() -> None:
@@ -199,3 +204,26 @@ def test_parameter_counts_match_the_official_code() -> None:
     assert count_parameters(PatchGANDiscriminator(in_channels=3, norm="instance")) == 2_764_737
     assert count_parameters(ResnetGenerator(n_blocks=9, norm="instance")) == 11_378_179
     assert count_parameters(ResnetGenerator(n_blocks=6, norm="instance")) == 7_837_699
+
+
+def encoder_widths(g: UNetGenerator) -> list[int]:
+    return [next(m for m in down.modules() if isinstance(m, nn.Conv2d)).out_channels for down in g.down]
+
+
+def test_widths_are_capped_at_8_times_ngf_as_the_official_code() -> None:
+    """The official UnetGenerator's widths are ``ngf * min(2**i, 8)`` and NLayerDiscriminator's ``ndf * min(2**n, 8)``:
+    capped at 8 ngf, not at 512 whatever ngf is, so a narrower ngf scales the whole network down."""
+    g = UNetGenerator(3, 3, img_resolution=64, ngf=32)
+    assert encoder_widths(g) == [32, 64, 128, 256, 256, 256]  # 8 x 32 from the fourth level on
+    # ngf 32 at 64 px, the settings of experiments/pix2pix_edges_cpu.yaml: the official code's count (the earlier
+    # 512-capped U-Net had 16,752,963); the default ngf 64 keeps its count at 256 px (test above).
+    assert count_parameters(g) == 7_314_755
+    init_args = yaml.safe_load((EXPERIMENTS / "pix2pix_edges_cpu.yaml").read_text())["model"]["init_args"]
+    assert (init_args["ngf"], init_args["img_resolution"]) == (32, 64)
+    assert count_parameters(Pix2Pix(**init_args).generator) == 7_314_755
+    # The widest encoder layer is 8 ngf at any ngf (128 px: 7 levels, the last four at the cap).
+    wide = UNetGenerator(3, 3, img_resolution=128, ngf=128)
+    assert encoder_widths(wide) == [128, 256, 512, 1024, 1024, 1024, 1024]
+    # PatchGAN follows the same rule: 5 layers at ndf 32 end at 256 channels, not 512.
+    d = PatchGANDiscriminator(in_channels=6, ndf=32, n_layers=5)
+    assert max(m.out_channels for m in d.modules() if isinstance(m, nn.Conv2d)) == 256

@@ -593,8 +593,11 @@ class AdversarialModule(L.LightningModule):
         if state is None or not self.strict_loading:
             return
         ema = tuple(f"{contracts.ema_name(name)}." for name in self.ema_networks) if isinstance(self, contracts.EMAHost) else ()
-        unexpected = [key for key in state if key not in own and not key.startswith(ema)]
-        missing = [key for key in own if key not in state and not key.startswith(ema)]
+        def layer(key: str) -> bool:  # EMA copies and modules' extra state (a growing network's stage) are not layers
+            return not key.startswith(ema) and not key.endswith("_extra_state")
+
+        unexpected = [key for key in state if key not in own and layer(key)]
+        missing = [key for key in own if key not in state and layer(key)]
         if not unexpected and not missing:
             return
         differ = "; ".join(f"{len(keys)} {what} (e.g. {keys[0]})" for keys, what in ((unexpected, "weights this model lacks"),

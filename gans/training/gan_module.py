@@ -26,6 +26,8 @@ Public hooks, stable for subclassing (``class MyGAN(DCGAN): def generator_loss(.
 - ``sample(n, labels=None, z=None) -> Tensor`` (models with truncation apply it here; FID and
   ``predict`` draw through it) and ``forward(z, labels=None)`` (= the generator)
 - ``after_discriminator_step()`` (WGAN clips weights here)
+- ``augment_for_d(images)``: what D sees of real or generated images (``augment``: ADA, DiffAugment); a subclass that
+  hands D images itself passes them through it once per D call
 - ``discriminator_inputs``, ``adversarial_d_loss``, ``add_d_regularisers``: the pieces of
   ``discriminator_loss``, for a D with more outputs than the real/fake logit (ACGAN's class heads)
 - ``training_phases() -> list[Phase]``: the updates of a batch; a subclass extends the list. Each phase's
@@ -44,9 +46,10 @@ from typing import Any, ClassVar, Literal, Sequence
 import torch
 from torch import Tensor, nn
 
-from gans.checks import check_at_least, check_in_range, check_optimizer_settings
+from gans.checks import check_at_least, check_in_range, check_optimizer_settings, check_positive
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
+from gans.nn.augment import AugmentPipe, DiffAugment
 from gans.training import contracts, distributed
 from gans.training.core import AdversarialModule
 from gans.training.latents import seeded_latents
@@ -64,6 +67,7 @@ from gans.training.phases import RATIO_KEY, Phase, correct_optimizer_, lazy_rati
 from gans.training.tricks import instance_noise, label_targets
 
 OptimizerName = Literal["adam", "rmsprop", "sgd"]
+AugmentName = Literal["none", "ada", "fixed", "diffaugment"]
 
 
 def _plain(value: Any) -> Any:
@@ -126,6 +130,11 @@ class GANModule(AdversarialModule):
         max_nonfinite_steps: int = 10,
         max_kimg: float = 0.0,
         fused_optimizers: bool | None = None,
+        augment: AugmentName = "none",
+        augment_p: float = 0.0,
+        ada_target: float = 0.6,
+        ada_kimg: float = 500.0,
+        ada_interval: int = 4,
     ) -> None:
         """
         Args:
@@ -167,6 +176,15 @@ class GANModule(AdversarialModule):
             fused_optimizers: use torch's fused Adam/SGD kernels, which also skip a non-finite update without a
                 host sync; None = on CUDA without a grad scaler (on a CPU a host read is free; under ``16-mixed`` the
                 scaler skips, and Lightning cannot clip fused optimizers' gradients there).
+            augment: what D sees of every image, real and fake, in every phase (R1 included; see
+                :meth:`augment_for_d`): none; ada = ADA's pipeline (Karras et al. 2020, arXiv:2006.06676,
+                :class:`gans.nn.augment.AugmentPipe`) with p adapted toward ``ada_target`` (the official default of
+                StyleGAN2-ADA); fixed = the same pipeline at p = ``augment_p``; diffaugment = DiffAugment's
+                ``color,translation,cutout`` (Zhao et al. 2020, arXiv:2006.10738) on every image (p = 1).
+            augment_p: ADA's p at the start (ada) or throughout (fixed), in [0, 1].
+            ada_target: ADA's target for r_t = E[sign(D(real))] (the paper: 0.6): p rises while r_t is above it.
+            ada_kimg: thousand images for p to go from 0 to 1 at the fastest (the paper: 500).
+            ada_interval: batches between adjustments of p (the official 4).
         """
         super().__init__(max_nonfinite_steps=max_nonfinite_steps, gradient_clip_val=gradient_clip_val, max_kimg=max_kimg)
         self.generator = generator
@@ -197,10 +215,27 @@ class GANModule(AdversarialModule):
             raise ConfigError(f"pl_weight must be >= 0, got {pl_weight}: set model.init_args.pl_weight: 0 to turn path length off.")
         if not 0 <= pl_decay <= 1:
             raise ConfigError(f"pl_decay must be in [0, 1], got {pl_decay}: StyleGAN2 uses model.init_args.pl_decay: 0.01.")
+        if augment not in AugmentName.__args__:
+            raise ConfigError(f"Unknown augment {augment!r}: choose one of {', '.join(AugmentName.__args__)}.")
+        if not 0 <= augment_p <= 1:
+            raise ConfigError(f"augment_p must be in [0, 1], got {augment_p}: set model.init_args.augment_p: e.g. 0.2 with augment: fixed, or 0.")
+        if augment_p > 0 and augment in ("none", "diffaugment"):
+            raise ConfigError(f"augment_p={augment_p} has no effect with augment: {augment}: set model.init_args.augment: fixed "
+                              f"(or ada, starting from it), or augment_p: 0.")
+        check_in_range("ada_target", ada_target, 0, 1, "to 0.6 (the paper's)")
+        check_positive("ada_kimg", ada_kimg, "to 500 (the paper's)")
+        if int(ada_interval) != ada_interval or ada_interval < 1:
+            raise ConfigError(f"ada_interval must be an integer >= 1, got {ada_interval}: set model.init_args.ada_interval: 4.")
         self.save_hyperparameters(ignore=["generator", "discriminator"])
         self._check_recorded_settings({name: value for name, value in locals().items() if name in RECORDED_SETTINGS})
         # The running mean path length ``a`` of eq. 4 (saved in the state dict; the same on every rank).
         self.register_buffer("pl_mean", torch.zeros([]) if pl_weight > 0 else None)
+        # What D sees (augment_for_d); ADA's p is the pipeline's buffer. ada_stats: this rank's sum of sign(D(real)) and
+        # count since the last adjustment, and the last r_t (all saved, so a resume continues exactly).
+        self.augment_pipe: nn.Module | None = (
+            AugmentPipe(augment_p) if augment in ("ada", "fixed") else DiffAugment() if augment == "diffaugment" else None
+        )
+        self.register_buffer("ada_stats", torch.zeros(3) if augment == "ada" else None)
         self._phases: list[Phase] | None = None  # training_phases(), declared once per fit (on_train_start)
 
     def _check_recorded_settings(self, given: dict[str, Any]) -> None:
@@ -292,7 +327,8 @@ class GANModule(AdversarialModule):
     # The pieces of discriminator_loss, for models whose D has more outputs (ACGAN's class heads).
 
     def discriminator_inputs(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
-        """``real`` and ``fake`` with instance noise, made leaves that need a gradient for R1 / R2."""
+        """``real`` and ``fake`` as D sees them: with instance noise, made leaves that need a gradient for R1 / R2, then
+        augmented (:meth:`augment_for_d`; R1 / R2 differentiate with respect to the leaves before augmentation)."""
         hp = self.hparams
         std = self.instance_noise_std()
         real, fake = instance_noise(real, std), instance_noise(fake, std)
@@ -300,7 +336,47 @@ class GANModule(AdversarialModule):
             real = real.detach().requires_grad_(True)
         if hp.r2_gamma > 0:
             fake = fake.detach().requires_grad_(True)
-        return real, fake
+        return self.augment_for_d(real), self.augment_for_d(fake)
+
+    def augment_for_d(self, images: Tensor) -> Tensor:
+        """``images`` through the augmentation pipeline (``augment``; themselves when it is none): every image D sees
+        passes here once per D call (:meth:`discriminator_inputs`, :meth:`generator_loss`, :meth:`r1_loss`), reals and
+        fakes, so G's gradient flows through it. The result keeps the images it came from as ``.unaugmented``: R1 and
+        R2 take the gradient with respect to those, as the official code (``real_img_tmp`` before ``augment_pipe``)."""
+        if self.augment_pipe is None:
+            return images
+        if images.dim() != 4:
+            raise ConfigError(f"augment: {self.hparams.augment} needs images [N, C, H, W], got samples of shape {tuple(images.shape[1:])}: "
+                              f"set model.init_args.augment: none.")
+        view = self.augment_pipe(images)
+        view.unaugmented = images
+        return view
+
+    def accumulate_ada_signs(self, real_logits: Tensor) -> None:
+        """ADA's overfitting measure: add this batch's sign(D(real)) to ``ada_stats`` (Dmain only; a NaN counts 0)."""
+        if self.ada_stats is not None:
+            signs = real_logits.detach().float().sign().nan_to_num(0.0)
+            self.ada_stats[:2] += torch.stack([signs.sum(), torch.tensor(float(signs.numel()), device=signs.device)])
+
+    def adapt_augment_p(self, batch_size: int) -> None:
+        """ADA's heuristic (arXiv:2006.06676 section 3.1; the official training loop): after every ``ada_interval``-th
+        batch, r_t = E[sign(D(real))] over those batches (averaged over ranks, through the strategy), and
+        ``p += sign(r_t - ada_target) * images / (ada_kimg * 1000)`` for the ``batch * ranks * ada_interval`` images
+        shown meanwhile, clamped to [0, 1] (the official clamps at 0 only). The same p on every rank. Logs
+        ``train/ada_p`` and ``train/ada_rt`` (the last r_t)."""
+        if self.ada_stats is None:
+            return
+        hp = self.hparams
+        if (self.batches + 1) % hp.ada_interval == 0:
+            strategy = self.trainer.strategy if self._trainer is not None else None
+            world = self.trainer.world_size if self._trainer is not None else 1
+            total, count = distributed.mean_over_ranks(strategy, self.ada_stats[:2].clone()).to(self.ada_stats.device).unbind()  # XLA: on the CPU
+            rt = torch.where(count > 0, total / count.clamp_min(1.0), self.ada_stats[2])
+            step = batch_size * world * hp.ada_interval / (hp.ada_kimg * 1000)
+            p = self.augment_pipe.p
+            p.copy_(torch.where(count > 0, (p + torch.sign(rt - hp.ada_target) * step).clamp(0.0, 1.0), p))
+            self.ada_stats.copy_(torch.stack([torch.zeros_like(rt), torch.zeros_like(rt), rt]))
+        self.log_train({"train/ada_p": self.augment_pipe.p.clone(), "train/ada_rt": self.ada_stats[2].clone()})
 
     def adversarial_d_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         """The adversarial D loss on D's real/fake logits, with the label tricks; logs ``train/d_real``, ``train/d_fake``."""
@@ -315,6 +391,7 @@ class GANModule(AdversarialModule):
         else:
             loss = self.adversarial_loss.discriminator(real_logits, fake_logits)
         self.log_train({"train/d_real": real_logits.detach().mean(), "train/d_fake": fake_logits.detach().mean()})
+        self.accumulate_ada_signs(real_logits)
         return loss
 
     def add_d_regularisers(self, loss: Tensor, real: Tensor, fake: Tensor, real_logits: Tensor, fake_logits: Tensor, labels: Tensor | None) -> Tensor:
@@ -325,10 +402,10 @@ class GANModule(AdversarialModule):
             terms["gp"] = gradient_penalty(lambda x: self.discriminator(x, labels), real, fake, self.grad_scale())
             loss = loss + hp.gp_weight * terms["gp"]
         if self.r1_every_step():
-            terms["r1"] = r1_penalty(real_logits, real, self.grad_scale())
+            terms["r1"] = r1_penalty(real_logits, getattr(real, "unaugmented", real), self.grad_scale())
             loss = loss + hp.r1_gamma / 2 * terms["r1"]
         if hp.r2_gamma > 0:
-            terms["r2"] = r2_penalty(fake_logits, fake, self.grad_scale())
+            terms["r2"] = r2_penalty(fake_logits, getattr(fake, "unaugmented", fake), self.grad_scale())
             loss = loss + hp.r2_gamma / 2 * terms["r2"]
         if hp.drift_weight > 0:
             terms["drift"] = drift_penalty(real_logits)
@@ -338,7 +415,7 @@ class GANModule(AdversarialModule):
 
     def generator_loss(self, fake: Tensor, labels: Tensor | None = None) -> Tensor:
         """The adversarial G loss on D's logits for ``fake``; logs ``train/g_loss``."""
-        logits = self.discriminator(instance_noise(fake, self.instance_noise_std()), labels)
+        logits = self.discriminator(self.augment_for_d(instance_noise(fake, self.instance_noise_std())), labels)
         loss = self.adversarial_loss.generator(logits)
         self.log_train({"train/g_loss": loss.detach()}, prog_bar=True)
         return loss
@@ -391,6 +468,7 @@ class GANModule(AdversarialModule):
             self.d_steps_since_g, self.g_steps = 0, self.g_steps + 1
         else:
             self.d_steps_since_g += 1
+        self.adapt_augment_p(real.shape[0])
         self.end_of_batch(real.shape[0])
 
     def run_phase(self, phase: Phase, opt: Any, real: Tensor, labels: Tensor | None) -> None:
@@ -422,7 +500,7 @@ class GANModule(AdversarialModule):
         batch (:func:`gans.training.losses.r1_penalty`); logs the unweighted penalty as ``train/r1``."""
         hp = self.hparams
         real = real.detach().requires_grad_(True)
-        penalty = r1_penalty(self.discriminator(real, labels), real, self.grad_scale())
+        penalty = r1_penalty(self.discriminator(self.augment_for_d(real), labels), real, self.grad_scale())
         self.log_train({"train/r1": penalty.detach()})
         return penalty * (hp.r1_gamma / 2 * hp.r1_interval)
 
@@ -535,6 +613,15 @@ class GANModule(AdversarialModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("state_dict")
+        if state is not None:  # augmentation switched on or off at a resume: the checkpoint's p and stats go, or this run's start
+            own = {f"augment_pipe.{name}": b for name, b in (self.augment_pipe.named_buffers() if self.augment_pipe is not None else ())}
+            own.update({"ada_stats": self.ada_stats} if self.ada_stats is not None else {})
+            for key in [key for key in state if (key.startswith("augment_pipe.") or key == "ada_stats") and key not in own]:
+                state.pop(key)
+            for key, value in own.items():
+                state.setdefault(key, value.detach().clone())
+            if self.hparams.get("augment") == "fixed":  # a fixed p is a setting: this run's, not the checkpoint's
+                state["augment_pipe.p"] = self.augment_pipe.p.detach().clone()
         if state is not None and self.pl_mean is None:
             state.pop("pl_mean", None)  # trained with path length, continued without
         elif state is not None and "pl_mean" not in state:

@@ -1,7 +1,8 @@
 """Training tricks from the seed reports, each a switch of :class:`gans.training.gan_module.GANModule`.
 
 - One-sided label smoothing: real targets 1 - s (Salimans et al. 2016, arXiv:1606.03498, section 3.4).
-- Soft labels: real targets ~ U[0.8, 1.2], fake ~ U[0, 0.2] (Chintala et al., "ganhacks", trick 6).
+- Soft labels: real targets ~ U[0.8, 1.2], fake ~ U[0, 0.2], drawn for each sample at each step (Chintala et al.,
+  "ganhacks", trick 6; the MLDS anime report's tip).
 - Noisy labels: each target flipped with probability p (ganhacks, trick 6).
 - Instance noise: Gaussian noise on D's inputs, real and fake alike, optionally annealed to zero
   (Sonderby et al. 2017, arXiv:1610.04490, section 5).

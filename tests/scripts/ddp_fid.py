@@ -13,7 +13,7 @@ from pathlib import Path
 import lightning as L
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for helpers
-from helpers import TinyFeatures  # noqa: E402
+from test_manifold_metrics import QuadrantMeansAndLogits  # noqa: E402
 
 from callbacks import FID  # noqa: E402
 from datamodules import MNISTDataModule  # noqa: E402
@@ -25,7 +25,9 @@ if len(sys.argv) > 5 and os.environ.get("LOCAL_RANK", "0") != "0":  # set by Lig
 L.seed_everything(0)
 model = DCGAN(img_resolution=16, img_channels=1, z_dim=8, ngf=8, ndf=8)
 # Odd sizes: the ranks get blocks of different lengths.
-fid = FID(every_kimg=0, num_samples=31, num_real=51, batch_size=8, feature_extractor=TinyFeatures(),
+# Features on which the generated and real sets overlap, and class logits: precision/recall, density/coverage and IS
+# are not trivially 0 (or 1), so they test the gathering of every rank's features and logits in index order.
+fid = FID(every_kimg=0, num_samples=31, num_real=51, batch_size=8, feature_extractor=QuadrantMeansAndLogits(),
           at_start=True, at_end=False, kid_subset_size=20, kid_subsets=10, cache_dir=cache_dir)
 trainer = L.Trainer(
     accelerator="cpu",

@@ -30,15 +30,18 @@ Two network families (``architecture``):
   D's stages stop at 2x2 (1024 channels at 128 px, 512 at 64 px).
 
 The report's training tips are switches of :class:`gans.training.gan_module.GANModule` and apply to the source (real/fake) term
-only, never to the class labels: ``soft_labels`` (real targets ~ U[0.8, 1.2], fake ~ U[0, 0.2]),
-``label_flip_prob`` (noisy labels) and ``g_dropout`` (:class:`gans.nn.basic.AlwaysDropout` after G's hidden layers
-but the last, on at train and test time).
+only, never to the class labels: ``soft_labels`` (each D target drawn per sample, real ~ U[0.8, 1.2], fake ~
+U[0, 0.2]; :func:`gans.training.tricks.label_targets`) and ``g_dropout`` (:class:`gans.nn.basic.AlwaysDropout` after
+G's hidden layers but the last, on at train and test time). ``label_flip_prob`` (ganhacks' noisy labels) is not one
+of the report's tips: 0 (off) by default and in the anime configs, on only when asked.
 
-``classify_fakes`` (default True, the paper) lets D's classifier learn from G's samples too (``L_C`` on ``X_fake`` in
-D's loss). With False it learns from the real images only and G is still trained to make D's classifier name the
-requested class: on the anime faces at 32 px, with the paper's term G's auxiliary loss fell low while its samples
-barely showed the hair colour asked for (conditional accuracy 0.34 against 0.83 with False at 40 kimg); see
-``experiments/acgan_anime_cpu.yaml`` and benchmarks/README.md section 9.
+``classify_fakes`` (default True, the paper's ``L_C`` on ``X_fake`` in D's loss) lets D's classifier learn from G's
+samples too. With False it learns from the real images only, the report's ``L_cls(D) = E_x~P_data[log P_D(label_x |
+x)]`` (also StudioGAN's choice), and G is still trained to make D's classifier name the requested class. Every anime
+config (``experiments/acgan_anime*.yaml``) sets False: on the anime faces at 32 px, with the paper's term G's
+auxiliary loss fell low while its samples barely showed the hair colour asked for (conditional accuracy 0.34 against
+0.83 with False at 40 kimg; benchmarks/README.md section 9). The default stays the paper's, as this class implements
+Odena et al. and ``experiments/acgan_mnist.yaml`` reproduces it.
 
 Deviations from the paper:
 
@@ -273,8 +276,9 @@ class ACGAN(GANModule):
             g_dropout: dropout in G, on at train and test time (the report's tip; pix2pix's noise); 0 = off.
             aux_weight: weight of the class loss L_C in both networks' losses (paper: 1).
             classify_fakes: D's classifier also learns from G's samples (the paper's L_C on X_fake). False trains
-                it on the real images only, so that D's classifier knows only what the classes look like and G cannot
-                pass it with a class code that D has learned to read off its samples.
+                it on the real images only (the MLDS anime report's L_cls(D), set in every anime config), so that D's
+                classifier knows only what the classes look like and G cannot pass it with a class code that D has
+                learned to read off its samples.
             **kwargs: the training recipe of :class:`gans.training.gan_module.GANModule` (loss, lr_g, lr_d, soft_labels, ...).
         """
         label_space = LabelSpace.from_num_classes(num_classes)

@@ -51,6 +51,7 @@ MIN_UNET_RESOLUTION = 8  # three levels: the outer, one normalised and the inner
 MIN_RESNET_SIZE = 8  # the 1-pixel reflection pads of the residual blocks need a bottleneck of at least 2x2
 KERNEL = 4  # pix2pix's 4x4 convolutions (appendix 6.1)
 LEAK = 0.2  # LeakyReLU slope of the encoders and discriminators
+MAX_WIDTH_MULT = 8  # widths stop growing at 8 x the first layer's (the official code's min(2**i, 8))
 
 
 def translation_norm(kind: TranslationNorm, channels: int, batch_statistics: bool = False) -> nn.Module:
@@ -66,6 +67,12 @@ def translation_norm(kind: TranslationNorm, channels: int, batch_statistics: boo
     if kind == "none":
         return nn.Identity()
     raise ConfigError(f"Unknown normalisation {kind!r}: choose 'batch', 'instance' or 'none'.")
+
+
+def capped_widths(first: int, count: int) -> list[int]:
+    """``count`` layer widths ``first * min(2^i, 8)``: doubling from ``first`` up to 8 x ``first``, the rule of the
+    official UnetGenerator (``ngf * min(2**i, 8)``) and NLayerDiscriminator (``ndf * min(2**n, 8)``); 64 ... 512 at 64."""
+    return [first * min(2**i, MAX_WIDTH_MULT) for i in range(count)]
 
 
 def uses_bias(norm: TranslationNorm) -> bool:
@@ -135,7 +142,8 @@ class UNetGenerator(nn.Module):
 
     ``log2(R)`` encoder layers halve the image down to 1x1 (8 at 256 px); each decoder layer doubles it back and
     its output is concatenated with the encoder layer's of the same size (skip connections), so the decoder's
-    inputs are twice as wide. Widths ``ngf * 2^i`` capped at ``max_channels``. The only noise is dropout, on at
+    inputs are twice as wide. Widths ``ngf * min(2^i, 8)`` (:func:`capped_widths`, 64 ... 512 at the default ngf 64; 8 ngf
+    at any ngf, as the official code). The only noise is dropout, on at
     train and test time (section 3.1), in the first ``dropout_blocks`` decoder layers from the bottleneck.
     """
 
@@ -145,7 +153,6 @@ class UNetGenerator(nn.Module):
         out_channels: int = 3,
         img_resolution: int = 256,
         ngf: int = 64,
-        max_channels: int = 512,
         norm: TranslationNorm = "batch",
         dropout: float = 0.5,
         dropout_blocks: int = 3,
@@ -155,8 +162,7 @@ class UNetGenerator(nn.Module):
             in_channels: channels of the input image.
             out_channels: channels of the output image.
             img_resolution: image side, a power of two >= 8 (256 in the paper); the bottleneck is 1x1.
-            ngf: width of the first encoder layer; the others double up to ``max_channels``.
-            max_channels: widest layer (paper: 512 = 8 ngf).
+            ngf: width of the first encoder layer; the others double up to 8 ngf (paper: 64, so 512).
             norm: batch (paper; with the test batch's statistics in eval mode too), instance or none.
             dropout: dropout probability of the noisy decoder layers, at train and test time; 0 = none.
             dropout_blocks: decoder layers with dropout, counted from the bottleneck (paper: 3).
@@ -170,7 +176,7 @@ class UNetGenerator(nn.Module):
             )
         translation_norm(norm, 1)  # validates the name
         self.in_channels, self.out_channels, self.img_resolution = in_channels, out_channels, img_resolution
-        widths = [min(ngf * 2**i, max_channels) for i in range(levels)]  # encoder outputs, 128 px ... 1 px at 256
+        widths = capped_widths(ngf, levels)  # encoder outputs, 128 px ... 1 px at 256
         self.down = nn.ModuleList(
             UNetDown(in_channels if i == 0 else widths[i - 1], widths[i], norm, outermost=i == 0, innermost=i == levels - 1)
             for i in range(levels)
@@ -203,7 +209,7 @@ class PatchGANDiscriminator(nn.Module):
     one per overlapping patch, no sigmoid.
 
     ``n_layers`` 4x4 stride-2 convolutions (C64-C128-C256 at n_layers 3, no normalisation on the first), one
-    stride-1 convolution to ``ndf * 2^n_layers`` (C512) and a stride-1 convolution to one channel, padding 1,
+    stride-1 convolution to ``ndf * min(2^n_layers, 8)`` (C512; :func:`capped_widths`) and a stride-1 convolution to one channel, padding 1,
     LeakyReLU(0.2). Each logit sees :func:`receptive_field` pixels square: 70 at n_layers 3 (30x30 logits at
     256 px), 16 at 1, 286 at 5. pix2pix feeds it the input and output images concatenated (6 channels).
     Its batch norm is the ordinary one: D only runs in training.
@@ -215,21 +221,19 @@ class PatchGANDiscriminator(nn.Module):
         ndf: int = 64,
         n_layers: int = 3,
         norm: TranslationNorm = "batch",
-        max_channels: int = 512,
     ) -> None:
         """
         Args:
             in_channels: channels of the input (pix2pix: input and output images, 6; CycleGAN: 3).
-            ndf: width of the first layer; the others double up to ``max_channels``.
+            ndf: width of the first layer; the others double up to 8 ndf (official code: 64, so 512).
             n_layers: stride-2 convolutions (3: the 70x70 PatchGAN; 1: 16x16; 5: 286x286); see :class:`PixelDiscriminator` for 1x1.
             norm: batch (pix2pix), instance (CycleGAN) or none.
-            max_channels: widest layer (official code: 8 ndf = 512).
         """
         super().__init__()
         if n_layers < 1:
             raise ConfigError(f"PatchGANDiscriminator needs n_layers >= 1, got {n_layers}: use PixelDiscriminator for 1x1 patches.")
         self.in_channels, self.n_layers = in_channels, n_layers
-        widths = [min(ndf * 2**i, max_channels) for i in range(n_layers + 1)]
+        widths = capped_widths(ndf, n_layers + 1)
         bias = uses_bias(norm)
         layers: list[nn.Module] = [nn.Conv2d(in_channels, widths[0], KERNEL, 2, 1), nn.LeakyReLU(LEAK)]
         for i in range(1, n_layers + 1):
