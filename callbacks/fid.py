@@ -186,8 +186,23 @@ class FID(KimgMetric):
             self._extractor = self.feature_extractor if self.feature_extractor is not None else InceptionFeatures()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.inception_score:
+            self._probe(trainer, pl_module.device)  # an extractor without logits is refused now, not after training
         self._announce(trainer, pl_module)
         super().on_train_start(trainer, pl_module)
+
+    @torch.no_grad()
+    def _probe(self, trainer: L.Trainer, device: torch.device) -> tuple[Tensor, Tensor | None]:
+        """The extractor's output for one real image; refused when ``inception_score: true`` and it gives no logits."""
+        self._extractor.to(device)
+        features, logits = self._extract(to_uint8(contracts.real_dataset(trainer)[0][0].unsqueeze(0)).to(device))
+        if self.inception_score and logits is None:
+            raise ConfigError(
+                f"FID inception_score needs class logits, but the feature extractor ({type(self._extractor).__name__}) returns "
+                "features only (the standard FID Inception file has no classifier layer): set inception_score: false, or give a "
+                "feature_extractor that returns (features, logits)."
+            )
+        return features, logits
 
     def _announce(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Say at the start how many images each evaluation takes and when it comes; on a CPU, where 10,000 images
@@ -296,15 +311,8 @@ class FID(KimgMetric):
             if getattr(self, name) and num_real <= k:
                 raise ConfigError(f"FID {name} (k={k}) needs more than {k} real images and the data hold {num_real}: "
                                   f"set {name}: false.")
-        self._extractor.to(device)
-        probe, logits = self._extract(to_uint8(dataset[0][0].unsqueeze(0)).to(device))
+        probe, logits = self._probe(trainer, device)
         num_features = probe.shape[-1]
-        if self.inception_score and logits is None:
-            raise ConfigError(
-                f"FID inception_score needs class logits, but the feature extractor ({type(self._extractor).__name__}) returns "
-                "features only (the standard FID Inception file has no classifier layer): set inception_score: false, or give a "
-                "feature_extractor that returns (features, logits)."
-            )
         self._computes_is = logits is not None and self.inception_score is not False and self.num_samples >= inception_score_.SPLITS
         self._widths = {"features": num_features, "logits": logits.shape[-1] if logits is not None else 0}
         strategy = trainer.strategy

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -221,9 +220,9 @@ def test_rt_is_averaged_over_ranks() -> None:
 
 
 def test_settings_are_checked() -> None:
-    for kwargs, match in ((dict(augment="bogus"), "Unknown augment"), (dict(augment="ada", augment_p=1.5), "augment_p"),
-                          (dict(augment_p=0.2), "no effect"), (dict(augment="ada", ada_kimg=0), "ada_kimg"),
-                          (dict(augment="ada", ada_interval=0), "ada_interval")):
+    for kwargs, match in (({"augment": "bogus"}, "Unknown augment"), ({"augment": "ada", "augment_p": 1.5}, "augment_p"),
+                          ({"augment_p": 0.2}, "no effect"), ({"augment": "ada", "ada_kimg": 0}, "ada_kimg"),
+                          ({"augment": "ada", "ada_interval": 0}, "ada_interval")):
         with pytest.raises(ConfigError, match=match):
             tiny(**kwargs)
 
@@ -249,7 +248,7 @@ def test_p_rises_when_d_memorises_a_tiny_set(tmp_path: Path) -> None:
 def test_p_is_saved_and_a_resume_continues_identically(tmp_path: Path) -> None:
     """4 batches per epoch against adjustments every 3: the checkpoint falls mid-interval, with signs accumulated."""
     straight, _ = memorise_fit(tmp_path / "straight", max_epochs=3, ada_interval=3)
-    first, _ = memorise_fit(tmp_path / "resumed", max_epochs=1, ada_interval=3)
+    memorise_fit(tmp_path / "resumed", max_epochs=1, ada_interval=3)
     resumed, _ = memorise_fit(tmp_path / "resumed", max_epochs=3, ckpt_path=str(tmp_path / "resumed" / "ckpt" / "last.ckpt"), ada_interval=3)
     saved = torch.load(tmp_path / "resumed" / "ckpt" / "last.ckpt", weights_only=True)["state_dict"]
     assert "augment_pipe.p" in saved and "ada_stats" in saved
@@ -277,3 +276,22 @@ def test_augmentation_needs_images() -> None:
     model = GAN(data_shape=(2,), z_dim=4, augment="diffaugment")
     with pytest.raises(ConfigError, match="needs images"):
         model.generator_loss(model(model.sample_z(4)))
+
+
+@pytest.mark.parametrize("model", ["dcgan", "acgan"])
+def test_every_generator_loss_feeds_d_through_the_augmentation(model, monkeypatch) -> None:
+    """G's gradient must come through the same pipeline D trains on: GANModule's and ACGAN's generator_loss."""
+    from gans import ACGAN
+
+    if model == "dcgan":
+        module, labels = DCGAN(img_resolution=16, img_channels=1, z_dim=4, ngf=4, ndf=4, augment="diffaugment"), None
+    else:
+        module = ACGAN(num_classes=[3, 2], img_resolution=16, img_channels=3, z_dim=4, ngf=4, ndf=4, augment="diffaugment")
+        labels = module.sample_labels(4)
+    seen = []
+    original = type(module).augment_for_d
+    monkeypatch.setattr(type(module), "augment_for_d", lambda self, images: seen.append(images.shape) or original(self, images))
+    fake = module(module.sample_z(4), labels)
+    module.generator_loss(fake, labels).backward()
+    assert seen == [fake.shape]
+    assert all(p.grad is not None for p in module.generator.parameters() if p.requires_grad)

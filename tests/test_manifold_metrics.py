@@ -18,7 +18,12 @@ from gans.errors import ConfigError
 from gans.metrics import manifold
 from gans.metrics.inception import to_uint8
 from gans.metrics.inception_score import inception_score
-from gans.metrics.manifold import density_coverage, knn_radii, manifold_metrics, precision_recall
+from gans.metrics.manifold import (
+    density_coverage,
+    knn_radii,
+    manifold_metrics,
+    precision_recall,
+)
 
 # Worked by hand with k = 1. Real: a (0,0), b (2,0), c (0,3), d (10,10); their 1-NN radii 2, 2, 3, sqrt(149) = 12.21.
 REAL = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 3.0], [10.0, 10.0]])
@@ -156,7 +161,8 @@ def test_fid_callback_computes_and_logs_them_from_its_own_features(tmp_path: Pat
         assert result[f"metrics/{name}"] == pytest.approx(value, abs=1e-9), name
     assert (result["metrics/is"], result["metrics/is_std"]) == pytest.approx(inception_score(logits), rel=1e-5)
     assert result["metrics/precision"] > 0.9 and result["metrics/recall"] < 0.2 and 0 < result["metrics/coverage"] < 1
-    (row,) = [r for r in csv.DictReader(open(Path(trainer.logger.log_dir) / "metrics.csv")) if r.get("metrics/fid")]
+    with open(Path(trainer.logger.log_dir) / "metrics.csv") as f:
+        (row,) = [r for r in csv.DictReader(f) if r.get("metrics/fid")]
     for name in ("precision", "recall", "density", "coverage", "is", "is_std"):
         assert float(row[f"metrics/{name}"]) == pytest.approx(result[f"metrics/{name}"], rel=1e-6), name
 
@@ -182,9 +188,12 @@ def test_switches_and_the_fid_only_path(tmp_path: Path, mnist_root: Path) -> Non
     small_fit(tmp_path / "b", mnist_root, [default], max_steps=2)
     assert {"metrics/precision", "metrics/recall", "metrics/density", "metrics/coverage"} <= set(default.history[-1])
     assert "metrics/is" not in default.history[-1]
+    # Before training, not at the first evaluation: the extractor saw one probe image and no real pass began.
+    probe = TinyFeatures()
     with pytest.raises(ConfigError, match="inception_score needs class logits.*inception_score: false"):
-        small_fit(tmp_path / "c", mnist_root, [FID(every_kimg=0, num_samples=20, num_real=20, feature_extractor=TinyFeatures(),
+        small_fit(tmp_path / "c", mnist_root, [FID(every_kimg=0, num_samples=20, num_real=20, feature_extractor=probe,
                                                    inception_score=True, cache_dir=str(cache))], max_steps=2)
+    assert probe.images_seen == 1
 
 
 def test_settings_too_small_for_the_metrics_are_refused() -> None:

@@ -133,8 +133,8 @@ class AugmentPipe(nn.Module):
         """``(G_inv [N, 3, 3], applied [N])``: output pixel -> input pixel in centred pixel coordinates, and which
         samples got any geometric transform."""
         dev, dtype = like.device, torch.float32
-        rand = lambda *shape: torch.rand(*shape, device=dev, dtype=dtype)  # noqa: E731
-        randn = lambda *shape: torch.randn(*shape, device=dev, dtype=dtype)  # noqa: E731
+        rand = lambda *shape: torch.rand(*shape, device=dev, dtype=dtype)
+        randn = lambda *shape: torch.randn(*shape, device=dev, dtype=dtype)
         ones, zeros = torch.ones(n, device=dev), torch.zeros(n, device=dev)
         g = _eye(3, n, ones)
         applied = torch.zeros(n, dtype=torch.bool, device=dev)
@@ -224,7 +224,7 @@ def diff_augment(x: Tensor, policy: tuple[str, ...] = ("color", "translation", "
     ``policy`` on every sample, in the policy's order."""
     n, _, h, w = x.shape
     dev, dtype = x.device, x.dtype
-    draw = lambda: torch.rand(n, 1, 1, 1, device=dev, dtype=dtype)  # noqa: E731
+    draw = lambda: torch.rand(n, 1, 1, 1, device=dev, dtype=dtype)
     if "color" in policy:
         x = x + (draw() - 0.5)  # brightness
         mean = x.mean(dim=1, keepdim=True)

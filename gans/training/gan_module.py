@@ -338,6 +338,11 @@ class GANModule(AdversarialModule):
             fake = fake.detach().requires_grad_(True)
         return self.augment_for_d(real), self.augment_for_d(fake)
 
+    def fakes_for_g_step(self, fake: Tensor) -> Tensor:
+        """What D sees of G's samples in a G step: with instance noise, then through :meth:`augment_for_d`; every
+        ``generator_loss`` (this one, ACGAN's) feeds D through here."""
+        return self.augment_for_d(instance_noise(fake, self.instance_noise_std()))
+
     def augment_for_d(self, images: Tensor) -> Tensor:
         """``images`` through the augmentation pipeline (``augment``; themselves when it is none): every image D sees
         passes here once per D call (:meth:`discriminator_inputs`, :meth:`generator_loss`, :meth:`r1_loss`), reals and
@@ -415,7 +420,7 @@ class GANModule(AdversarialModule):
 
     def generator_loss(self, fake: Tensor, labels: Tensor | None = None) -> Tensor:
         """The adversarial G loss on D's logits for ``fake``; logs ``train/g_loss``."""
-        logits = self.discriminator(self.augment_for_d(instance_noise(fake, self.instance_noise_std())), labels)
+        logits = self.discriminator(self.fakes_for_g_step(fake), labels)
         loss = self.adversarial_loss.generator(logits)
         self.log_train({"train/g_loss": loss.detach()}, prog_bar=True)
         return loss

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import lightning as L
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for helpers
-from test_manifold_metrics import QuadrantMeansAndLogits  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the test extractor
+from test_manifold_metrics import QuadrantMeansAndLogits
 
-from callbacks import FID  # noqa: E402
-from datamodules import MNISTDataModule  # noqa: E402
-from gans import DCGAN  # noqa: E402
+from callbacks import FID
+from datamodules import MNISTDataModule
+from gans import DCGAN
 
 out_file, devices, data_root, cache_dir = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 if len(sys.argv) > 5 and os.environ.get("LOCAL_RANK", "0") != "0":  # set by Lightning's launcher in rank 1

@@ -69,7 +69,6 @@ from gans.models.classic.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_
 from gans.nn.basic import AlwaysDropout, Norm, dcgan_init_
 from gans.training.gan_module import GANModule
 from gans.training.losses import auxiliary_classifier_loss
-from gans.training.tricks import instance_noise
 
 Architecture = Literal["dcgan", "srresnet"]
 SRRESNET_BASE = 16  # G's first feature map is 16x16 (Jin et al., Figure 2)
@@ -320,7 +319,7 @@ class ACGAN(GANModule):
     def generator_loss(self, fake: Tensor, labels: Tensor | None = None) -> Tensor:
         """The adversarial G loss + aux_weight * ``-L_C`` on the fakes (G maximises L_C - L_S); logs ``train/g_aux``."""
         self.label_space.check(labels, "ACGAN generator_loss")
-        logits, classes = self.discriminator.heads(instance_noise(fake, self.instance_noise_std()))
+        logits, classes = self.discriminator.heads(self.fakes_for_g_step(fake))
         aux = auxiliary_classifier_loss(classes, labels)
         loss = self.adversarial_loss.generator(logits) + self.hparams.aux_weight * aux
         self.log_train({"train/g_aux": aux.detach()})
