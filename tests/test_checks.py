@@ -28,7 +28,7 @@ IMAGE_TO_IMAGE = dict(num_classes=[3, 2], domain_heads=[0], img_resolution=8, ng
 
 @pytest.mark.parametrize("build", [lambda **kw: DCGAN(**NOISE_TO_IMAGE, **kw), lambda **kw: StarGAN(**IMAGE_TO_IMAGE, **kw)],
                          ids=["noise-to-image", "image-to-image"])
-@pytest.mark.parametrize("setting, value", [("lr_g", -1e-4), ("lr_d", 0.0), ("lr_g", math.nan), ("betas", (-0.1, 0.9)),
+@pytest.mark.parametrize("setting, value", [("lr_g", -1e-4), ("lr_d", -2e-4), ("lr_g", math.nan), ("betas", (-0.1, 0.9)),
                                             ("betas", (0.5, 1.0)), ("gradient_clip_val", -1.0), ("max_kimg", -1.0)])
 def test_optimizer_and_run_settings_are_checked_when_built_in_both_families(build, setting: str, value) -> None:
     with pytest.raises(ConfigError, match=rf"^{setting} must be .*model\.init_args\.{setting}") as refused:

@@ -46,7 +46,12 @@ from typing import Any, ClassVar, Literal, Sequence
 import torch
 from torch import Tensor, nn
 
-from gans.checks import check_at_least, check_in_range, check_optimizer_settings, check_positive
+from gans.checks import (
+    check_at_least,
+    check_in_range,
+    check_optimizer_settings,
+    check_positive,
+)
 from gans.errors import ConfigError
 from gans.labels import LabelSpace
 from gans.nn.augment import AugmentPipe, DiffAugment
