@@ -55,6 +55,16 @@ def _wandb_logger_configs(logger_config: Any) -> list[Any]:
     return _entries_of(logger_config, WandbLogger)
 
 
+def imported_class(class_path: str) -> type | None:
+    """The class a config's ``class_path`` names, or None when it cannot be imported (jsonargparse reports that)."""
+    module, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
+    return cls if isinstance(cls, type) else None
+
+
 def _entries_of(config_value: Any, base: type) -> list[Any]:
     """The entries of a parsed list of classes (``trainer.logger``, ``trainer.callbacks``; one or a list) whose class
     is ``base`` or a subclass."""
@@ -64,12 +74,8 @@ def _entries_of(config_value: Any, base: type) -> list[Any]:
         class_path = entry.get("class_path") if hasattr(entry, "get") else None
         if not isinstance(class_path, str) or "." not in class_path:
             continue
-        module, _, name = class_path.rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError):
-            continue  # jsonargparse reports it
-        if isinstance(cls, type) and issubclass(cls, base):
+        cls = imported_class(class_path)
+        if cls is not None and issubclass(cls, base):
             found.append(entry)
     return found
 
@@ -230,19 +236,15 @@ class GANCLI(LightningCLI):
         ckpt_path, class_path = config.get("ckpt_path"), config.get("model.class_path")
         if not ckpt_path or not class_path or not Path(ckpt_path).is_file():
             return
-        module, _, name = class_path.rpartition(".")
-        try:
-            model_class = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError):
-            return  # jsonargparse reports it
-        if not (isinstance(model_class, type) and issubclass(model_class, AdversarialModule)):
+        model_class = imported_class(class_path)
+        if not (model_class is not None and issubclass(model_class, AdversarialModule)):
             return
         written_by = AdversarialModule.checkpoint_writer(ckpt_path)
         if "." in written_by and written_by != qualified_name(model_class):
             raise ConfigError(
                 f"--ckpt_path {ckpt_path} was written by {written_by}, not the configured model {qualified_name(model_class)}: "
                 f"{subcommand} uses the checkpoint's model, so set model.class_path: {written_by} (in the config, or "
-                f"--model={written_by}), or pass a checkpoint of {name}."
+                f"--model={written_by}), or pass a checkpoint of {model_class.__name__}."
             )
 
     def before_predict(self) -> None:
