@@ -23,6 +23,7 @@ from gans.nn.basic import eval_mode
 from gans.tools.pictures import (
     batch_images,
     class_grid_labels,
+    logger_step,
     real_vs_fake_grid,
     run_dir,
     save_picture,
@@ -157,6 +158,16 @@ class SampleGrid(L.Callback):
                 self._real[empty] = images[found.to(images.device)].detach().float().cpu()
                 self._real_full[empty] = True
 
+    @staticmethod
+    def log_toy_metrics(trainer: L.Trainer, covered: int, quality: float) -> None:
+        """Modes covered and the high-quality fraction of the grid's samples (Metz et al. 2017's measures of the toy
+        mixtures), as ``metrics/modes_covered`` and ``metrics/high_quality`` to every logger (metrics.csv, W&B) at the
+        losses' step; drawn on rank 0 only, so they go to the loggers directly (rank-zero loggers: no collective)."""
+        values = {"metrics/modes_covered": float(covered), "metrics/high_quality": quality}
+        trainer.callback_metrics.update({name: torch.tensor(value) for name, value in values.items()})
+        for logger in trainer.loggers:
+            logger.log_metrics(values, step=logger_step(trainer))
+
     @torch.no_grad()
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, step: int) -> Path | None:
         if not trainer.is_global_zero:
@@ -170,6 +181,7 @@ class SampleGrid(L.Callback):
             if mixture is not None:
                 covered, quality = mode_coverage(fake, mixture)
                 title += f": {covered} modes covered, {quality:.0%} high-quality samples"
+                self.log_toy_metrics(trainer, covered, quality)
             picture = scatter_picture(self._real, fake, mixture, title)
         else:
             real = self._real

@@ -67,6 +67,23 @@ def test_toy_fit_writes_scatter_plots(tmp_path):
     assert np.array_equal(picture, np.asarray(Image.open(samples / steps[-1])))
 
 
+def test_toy_pictures_log_modes_covered_and_high_quality_fraction(tmp_path):
+    """The two numbers in the scatter plot's title reach metrics.csv (and so W&B), equal to mode_coverage of the grid."""
+    import csv
+
+    from datamodules.toy import mode_coverage
+
+    t, _ = fit_toy(tmp_path, CSVLogger(tmp_path, name="csv"))
+    with open(Path(t.log_dir) / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("metrics/modes_covered")]
+    assert len(rows) >= 2  # every picture
+    model, grid = t.lightning_module, next(c for c in t.callbacks if isinstance(c, SampleGrid))
+    covered, quality = mode_coverage(model.eval().sample(len(grid._z), z=grid._z), "ring")
+    assert float(rows[-1]["metrics/modes_covered"]) == covered
+    assert abs(float(rows[-1]["metrics/high_quality"]) - quality) < 1e-6
+    assert 0 <= quality <= 1 and t.callback_metrics["metrics/modes_covered"] == covered
+
+
 def test_toy_samples_come_from_fixed_latents(tmp_path):
     callback = SampleGrid(every_n_steps=0, num_samples=32, seed=3)
     model = toy_gan()
