@@ -162,9 +162,9 @@ class SampleGrid(L.Callback):
     def log_toy_metrics(trainer: L.Trainer, covered: int, quality: float) -> None:
         """Modes covered and the high-quality fraction of the grid's samples (Metz et al. 2017's measures of the toy
         mixtures), as ``metrics/modes_covered`` and ``metrics/high_quality`` to every logger (metrics.csv, W&B) at the
-        losses' step; drawn on rank 0 only, so they go to the loggers directly (rank-zero loggers: no collective)."""
+        losses' step; drawn on rank 0 only, so they go to the loggers directly (rank-zero loggers: no collective), not
+        into ``trainer.callback_metrics``, which must be the same on every rank."""
         values = {"metrics/modes_covered": float(covered), "metrics/high_quality": quality}
-        trainer.callback_metrics.update({name: torch.tensor(value) for name, value in values.items()})
         for logger in trainer.loggers:
             logger.log_metrics(values, step=logger_step(trainer))
 

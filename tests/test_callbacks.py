@@ -81,7 +81,7 @@ def test_toy_pictures_log_modes_covered_and_high_quality_fraction(tmp_path):
     covered, quality = mode_coverage(model.eval().sample(len(grid._z), z=grid._z), "ring")
     assert float(rows[-1]["metrics/modes_covered"]) == covered
     assert abs(float(rows[-1]["metrics/high_quality"]) - quality) < 1e-6
-    assert 0 <= quality <= 1 and t.callback_metrics["metrics/modes_covered"] == covered
+    assert 0 <= quality <= 1
 
 
 def test_toy_samples_come_from_fixed_latents(tmp_path):
