@@ -30,10 +30,18 @@ def check_at_least(setting: str, value: float, minimum: float) -> None:
         raise ConfigError(f"{setting} must be >= {minimum}, got {value}: set model.init_args.{setting} to {minimum} or more.")
 
 
-def check_in_range(setting: str, value: float, low: float, high: float, hint: str = "") -> None:
-    """Refuse ``value`` outside ``[low, high)`` (also NaN) in one line naming the setting, with ``hint`` (a typical value)."""
-    if not low <= value < high:
-        raise ConfigError(f"{setting} must be in [{low}, {high}), got {value}: set model.init_args.{setting} {hint or 'in that range'}.")
+def check_in_range(setting: str, value: float, low: float, high: float, hint: str = "", closed: bool = False) -> None:
+    """Refuse ``value`` outside ``[low, high)`` (``[low, high]`` when ``closed``; also NaN) in one line naming the
+    setting, with ``hint`` (a typical value)."""
+    if not (low <= value <= high if closed else low <= value < high):
+        interval = f"[{low}, {high}{']' if closed else ')'}"
+        raise ConfigError(f"{setting} must be in {interval}, got {value}: set model.init_args.{setting} {hint or 'in that range'}.")
+
+
+def check_count(setting: str, value: float, minimum: int = 1) -> None:
+    """Refuse a count (an interval, a divisor) that is not a whole number >= ``minimum``, in one line naming the setting."""
+    if int(value) != value or value < minimum:
+        raise ConfigError(f"{setting} must be an integer >= {minimum}, got {value}: set model.init_args.{setting}: {minimum} or more.")
 
 
 def check_positive(setting: str, value: float, hint: str = "") -> None:

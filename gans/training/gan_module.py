@@ -48,6 +48,7 @@ from torch import Tensor, nn
 
 from gans.checks import (
     check_at_least,
+    check_count,
     check_in_range,
     check_optimizer_settings,
     check_positive,
@@ -213,24 +214,18 @@ class GANModule(AdversarialModule):
         check_in_range("label_flip_prob", label_flip_prob, 0, 1, "to e.g. 0.05, or 0 for off")
         if optimizer not in OptimizerName.__args__:
             raise ConfigError(f"Unknown optimizer {optimizer!r}: choose one of {', '.join(OptimizerName.__args__)}.")
-        for name, value in (("r1_interval", r1_interval), ("pl_interval", pl_interval), ("pl_batch_shrink", pl_batch_shrink)):
-            if int(value) != value or value < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {value}: set model.init_args.{name}: 1 or more.")
-        if not pl_weight >= 0:
-            raise ConfigError(f"pl_weight must be >= 0, got {pl_weight}: set model.init_args.pl_weight: 0 to turn path length off.")
-        if not 0 <= pl_decay <= 1:
-            raise ConfigError(f"pl_decay must be in [0, 1], got {pl_decay}: StyleGAN2 uses model.init_args.pl_decay: 0.01.")
+        for name, value in (("r1_interval", r1_interval), ("pl_interval", pl_interval), ("pl_batch_shrink", pl_batch_shrink), ("ada_interval", ada_interval)):
+            check_count(name, value)
+        check_at_least("pl_weight", pl_weight, 0)
+        check_in_range("pl_decay", pl_decay, 0, 1, "to 0.01 (StyleGAN2's)", closed=True)
         if augment not in AugmentName.__args__:
             raise ConfigError(f"Unknown augment {augment!r}: choose one of {', '.join(AugmentName.__args__)}.")
-        if not 0 <= augment_p <= 1:
-            raise ConfigError(f"augment_p must be in [0, 1], got {augment_p}: set model.init_args.augment_p: e.g. 0.2 with augment: fixed, or 0.")
+        check_in_range("augment_p", augment_p, 0, 1, "to e.g. 0.2 with augment: fixed, or 0", closed=True)
         if augment_p > 0 and augment in ("none", "diffaugment"):
             raise ConfigError(f"augment_p={augment_p} has no effect with augment: {augment}: set model.init_args.augment: fixed "
                               f"(or ada, starting from it), or augment_p: 0.")
         check_in_range("ada_target", ada_target, 0, 1, "to 0.6 (the paper's)")
         check_positive("ada_kimg", ada_kimg, "to 500 (the paper's)")
-        if int(ada_interval) != ada_interval or ada_interval < 1:
-            raise ConfigError(f"ada_interval must be an integer >= 1, got {ada_interval}: set model.init_args.ada_interval: 4.")
         self.save_hyperparameters(ignore=["generator", "discriminator"])
         self._check_recorded_settings({name: value for name, value in locals().items() if name in RECORDED_SETTINGS})
         # The running mean path length ``a`` of eq. 4 (saved in the state dict; the same on every rank).
