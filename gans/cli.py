@@ -387,10 +387,12 @@ def _class_arguments(class_path: str) -> list[str]:
     """The init arguments jsonargparse accepts for ``class_path`` (its base classes' through ``**kwargs`` included)."""
     from jsonargparse import ArgumentParser
 
-    module, _, name = class_path.rpartition(".")
+    cls = imported_class(class_path)
+    if cls is None:
+        return []
     try:
         parser = ArgumentParser(exit_on_error=False)
-        parser.add_class_arguments(getattr(importlib.import_module(module), name), "x", fail_untyped=False)
+        parser.add_class_arguments(cls, "x", fail_untyped=False)
     except Exception:  # noqa: BLE001 - only suggestions are lost
         return []
     return [action.dest[2:] for action in parser._actions if action.dest.startswith("x.")]
