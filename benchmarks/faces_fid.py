@@ -4,17 +4,25 @@ kimg checkpoints: the shared face photos, the anime faces, ...
 For each ``--config``:
 
 1. trains it with ``lightning fit`` in ``benchmarks/out/<config name>/`` (skipped with ``--skip-fit`` when the
-   folder already holds a finished run), timing it and the CPU share other processes used meanwhile;
+   folder already holds a finished run), timing it and the CPU share other processes used meanwhile; the folder is
+   stamped with the config and overrides (``fit_key.json``), and ``--skip-fit`` / ``--continue-to`` refuse a folder
+   stamped with another;
 2. for every kimg checkpoint (``KimgCheckpoint``), draws ``--num`` samples numbered 0 ... num-1 through the
-   model's ``sample_indexed`` (EMA generator when the run kept one) and computes FID and KID against the first
-   ``--num`` images of the config's datamodule at its resolution (unshuffled, unflipped; TF FID Inception, about
-   5 images/s on 2 cores; the real features are cached in ``benchmarks/out/real_features_[<data>_]<res>px_<num>.pt``);
+   model's ``sample_indexed`` (EMA generator when the run kept one) and evaluates them with the protocol of
+   :mod:`gans.metrics.protocol`: FID, KID (mean ± std), precision and recall against ``--num`` real images of the
+   config's datamodule at its resolution drawn at random with ``--seed`` (stratified by class for a conditional config;
+   unflipped; TF FID Inception, about 5 images/s on 2 cores), with N and the real-vs-real floor at that N beside every
+   number (the real features and the floor are cached in ``benchmarks/out/real_features_[<data>_]<res>px_<num>_ref<seed>[s].pt``);
    for a conditional model also the conditional accuracy per label head (:class:`callbacks.ConditionalAccuracy`'s
    classifier, trained once on the real labels with ``--classifier-steps`` and cached in ``benchmarks/out/classifiers``)
    and the within-class diversity (:func:`within_class_spread` of the samples asked for each class of the first head,
-   divided by that of the real images of each class: below 1 = less varied than the data, mode collapse);
-3. writes an 8x8 grid of the last checkpoint to ``benchmarks/results/<config name>.png`` and the curve to
-   ``benchmarks/results/<config name>.json``, and prints one markdown table over all configs.
+   divided by that of the real images of each class: below 1 = less varied than the data, mode collapse); for a model
+   with ADA also its p and last r_t at the checkpoint (``augment_p``, ``ada_rt``). A limited-data config (``subset``)
+   is compared with all the images of its data, as the ADA paper does;
+3. writes the curve to ``benchmarks/results/<config name>-<hash>.json``, the hash that of the whole config (the config
+   file's contents, the overrides, N, seed; :func:`gans.metrics.protocol.result_path`: a changed config starts a new
+   file, never appends to an old curve), an 8x8 grid of the last checkpoint beside it (``.png``), and prints one
+   markdown table over all configs.
 
 Configs are run one after the other, never at once (two trainings oversubscribe 2 cores).
 
@@ -31,7 +39,7 @@ run ``<config name>_T``, as the ACGAN tips ablation does:
 
 ``--continue-to K`` resumes a finished run from its ``last.ckpt`` (the exact resume of ``lightning fit --ckpt_path``)
 with ``max_kimg`` raised to K (a ``--tag`` variant needs its ``--set`` overrides again); checkpoints already in ``benchmarks/results/<config name>.json`` at the same ``--num``
-keep their numbers and are not evaluated again.
+keep their numbers and are not evaluated again (the same file: ``--continue-to`` is not part of the key).
 """
 
 from __future__ import annotations
@@ -48,8 +56,6 @@ from pathlib import Path
 import torch
 import yaml
 from PIL import Image
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance
 from torchvision.utils import make_grid, save_image
 
 HERE = Path(__file__).resolve().parent
@@ -60,9 +66,9 @@ sys.path.insert(0, str(HERE))
 from mnist_dcgan import run_measured  # noqa: E402
 
 from callbacks.cond_acc import ConditionalAccuracy, LabelClassifier, quantize  # noqa: E402
-from callbacks.fid import _Precomputed  # noqa: E402
 from datamodules import ImageFolderDataModule  # noqa: E402
 from gans.labels import LabelSpace, class_names_per_head, head_names  # noqa: E402
+from gans.metrics import protocol  # noqa: E402
 from gans.metrics.inception import InceptionFeatures, to_uint8  # noqa: E402
 from gans.tools.pictures import class_grid_labels, write_labels  # noqa: E402
 
@@ -104,25 +110,51 @@ def _build_datamodule(config: dict | None, resolution: int):
     else:
         module, _, name = config["data"]["class_path"].rpartition(".")
         init_args = {**data_args(config), "img_resolution": resolution, "cache": "memory", "num_workers": 0}
+        # A limited-data run (data.init_args.subset) is compared with all the images, as in the ADA paper (Karras et al.
+        # 2020, arXiv:2006.06676, section 2), so that memorising the subset does not pass for quality.
+        for key in ("subset", "subset_seed"):
+            init_args.pop(key, None)
         data = getattr(importlib.import_module(module), name)(**init_args)
     data.setup("fit")
     return data
 
 
-def real_features(extractor: InceptionFeatures, num: int, resolution: int, cache_dir: Path = OUT, config: dict | None = None) -> torch.Tensor:
-    """Inception features of the first ``num`` real images at ``resolution`` (unshuffled, unflipped), cached: the face
-    photos, or the images of ``config``'s datamodule."""
+def reference_labels(config: dict | None, resolution: int) -> torch.Tensor | None:
+    """The real images' labels when ``config``'s model is conditional (the reference is then stratified by class)."""
+    if config is None or not label_heads(config):
+        return None
+    dataset = real_datamodule(config, resolution).real_dataset()
+    return dataset.labels if dataset.labels is not None else torch.stack([torch.as_tensor(dataset[i][1]) for i in range(len(dataset))])
+
+
+def real_features(extractor: InceptionFeatures, num: int, resolution: int, cache_dir: Path = OUT, config: dict | None = None,
+                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, protocol.Floor | None]:
+    """The protocol's real reference (:func:`gans.metrics.protocol.reference_indices`: ``num`` images at ``resolution``
+    drawn with ``seed``, stratified for a conditional config; unflipped), its Inception features and the real-vs-real
+    floor at that N, cached: the face photos, or the images of ``config``'s datamodule."""
     root = None if config is None else Path(data_args(config)["root"])
     tag = "" if root is None or root.resolve() == FACES.resolve() else f"{root.stem}_"
-    cache = cache_dir / f"real_features_{tag}{resolution}px_{num}.pt"
+    labels = reference_labels(config, resolution)
+    cache = cache_dir / f"real_features_{tag}{resolution}px_{num}_ref{seed}{'s' if labels is not None else ''}.pt"
     if cache.exists():
-        return torch.load(cache, weights_only=True)
+        stored = torch.load(cache, weights_only=True)
+        floor = protocol.Floor(*stored["floor"][:3].tolist(), int(stored["floor"][3])) if "floor" in stored else None
+        return stored["indices"], stored["features"], floor
     dataset = real_datamodule(config, resolution).real_dataset()
-    images = torch.stack([dataset[i][0] for i in range(num)])
-    feats = features(extractor, to_uint8(images))
+    indices = protocol.reference_indices(len(dataset), num, seed, labels)
+    feats = features(extractor, to_uint8(torch.stack([dataset[int(i)][0] for i in indices])))
+    stored = {"indices": indices, "features": feats}
+    floor = None
+    if protocol.floor_size(len(dataset), num) >= 2:
+        first, second = protocol.floor_indices(len(dataset), num, seed, labels)
+        known = dict(zip(indices.tolist(), feats))
+        pair = [torch.stack([known[i] if i in known else features(extractor, to_uint8(dataset[i][0][None]))[0] for i in part.tolist()])
+                for part in (first, second)]
+        floor = protocol.real_floor(*pair, seed=seed)
+        stored["floor"] = torch.tensor([floor.fid, floor.kid, floor.kid_std, floor.n], dtype=torch.float64)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(feats, cache)
-    return feats
+    torch.save(stored, cache)
+    return indices, feats, floor
 
 
 def label_classifier(config: dict, resolution: int, heads: tuple[int, ...], steps: int) -> tuple[LabelClassifier, list[float], list[str]]:
@@ -184,16 +216,11 @@ def within_class_spread(feats: torch.Tensor, labels: torch.Tensor) -> float:
     return float(torch.stack(spreads).mean())
 
 
-def fid_kid(real: torch.Tensor, fake: torch.Tensor) -> tuple[float, float, float]:
-    """FID, KID and KID's std over 100 subsets of half the samples, from precomputed features."""
-    fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]))
-    kid = KernelInceptionDistance(feature=_Precomputed(real.shape[1]), subsets=100, subset_size=min(len(real), len(fake)) // 2)
-    for metric in (fid, kid):
-        metric.update(real, real=True)
-        metric.update(fake, real=False)
-    torch.manual_seed(0)
-    kid_mean, kid_std = kid.compute()
-    return float(fid.compute()), float(kid_mean), float(kid_std)
+def augment_state(model) -> dict:
+    """ADA's p and last r_t = E[sign(D(real))] in a checkpoint's model (nothing for a model without ADA)."""
+    if getattr(model, "ada_stats", None) is None:
+        return {}
+    return {"augment_p": round(float(model.augment_pipe.p), 4), "ada_rt": round(float(model.ada_stats[2]), 3)}
 
 
 def kimg_of(checkpoint: Path) -> float:
@@ -224,16 +251,22 @@ def fit_overrides(max_kimg: float, settings: list[str]) -> list[str]:
 
 
 def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFeatures, every: int = 1, continue_to: float = 0.0,
-             classifier_steps: int = 2000, overrides: list[str] | None = None, tag: str = "", at: list[float] | None = None) -> dict:
+             classifier_steps: int = 2000, overrides: list[str] | None = None, tag: str = "", at: list[float] | None = None,
+             seed: int = 0) -> dict:
     config = yaml.safe_load(config_path.read_text())
     name = f"{config_path.stem}_{tag}" if tag else config_path.stem
-    run = OUT / name
     overrides = overrides or []
-    summary: dict = {"config": str(config_path.resolve().relative_to(REPO)), "num_samples": num, "torch": torch.__version__}
+    # The run and its result file are keyed by everything that defines them: a changed config or override trains a new
+    # run and starts a new curve (--continue-to extends the same run and is not part of the key).
+    fit_key = {"config": str(config_path.resolve().relative_to(REPO)), "contents": config, "overrides": overrides}
+    run = OUT / name
+    check_run_folder(run, fit_key, fresh=not (skip_fit or continue_to))
+    result_file = protocol.result_path(RESULTS, name, {**fit_key, "num": num, "seed": seed, "extractor": extractor.cache_name})
+    summary: dict = {"config": fit_key["config"], "num_samples": num, "reference_seed": seed, "torch": torch.__version__}
     if overrides:
         summary["overrides"] = overrides
-    previous = json.loads((RESULTS / f"{name}.json").read_text()) if (RESULTS / f"{name}.json").exists() else {}
-    known = {row["kimg"]: row for row in previous.get("curve", [])} if previous.get("num_samples") == num else {}
+    previous = json.loads(result_file.read_text()) if result_file.exists() else {}
+    known = {row["kimg"]: row for row in previous.get("curve", [])}
     if continue_to:
         last = next(run.rglob("checkpoints/last.ckpt"), None)
         if last is None:
@@ -258,7 +291,9 @@ def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFe
     if chosen[-1:] != checkpoints[-1:]:
         chosen.append(checkpoints[-1])
     resolution = config["data"]["init_args"]["img_resolution"]
-    real = real_features(extractor, num, resolution, config=config)
+    reference, real, floor = real_features(extractor, num, resolution, config=config, seed=seed)
+    summary.update(n_real=len(reference), floor=None if floor is None else
+                   {"fid": round(floor.fid, 1), "kid_x1e3": round(floor.kid * 1e3, 1), "kid_std_x1e3": round(floor.kid_std * 1e3, 1), "n": floor.n})
     cls = model_class(config)
     heads = label_heads(config)
     classifier = None
@@ -266,7 +301,7 @@ def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFe
         classifier, real_accuracy, names = label_classifier(config, resolution, heads, classifier_steps)
         summary.update(cond_acc_heads=names, cond_acc_real=real_accuracy, cond_acc_chance=[round(1 / k, 3) for k in heads])
         dataset = real_datamodule(config, resolution).real_dataset()
-        real_classes = torch.stack([torch.as_tensor(dataset[i][1]).reshape(-1)[0] for i in range(num)])
+        real_classes = torch.stack([torch.as_tensor(dataset[int(i)][1]).reshape(-1)[0] for i in reference])
         real_spread = within_class_spread(real, real_classes)
     rows = []
     for ckpt in chosen:
@@ -277,24 +312,51 @@ def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFe
         start = time.perf_counter()
         fake = torch.cat([to_uint8(model.sample_indexed(idx)) for idx in torch.arange(num).split(100)])
         fake_features = features(extractor, fake)
-        fid, kid, kid_std = fid_kid(real, fake_features)
-        row = {"kimg": kimg_of(ckpt), "fid": round(fid, 1), "kid_x1e3": round(kid * 1e3, 1), "kid_std_x1e3": round(kid_std * 1e3, 1)}
+        result = protocol.evaluate(real, fake_features, floor, seed=seed)
+        row = {"kimg": kimg_of(ckpt), "fid": round(result.fid, 1), "kid_x1e3": round(result.kid * 1e3, 1),
+               "kid_std_x1e3": round(result.kid_std * 1e3, 1), "precision": round(result.precision, 3), "recall": round(result.recall, 3),
+               "density": round(result.density, 3), "coverage": round(result.coverage, 3), "n_fake": result.n_fake}
         if classifier is not None:
             row["cond_acc"] = conditional_accuracy(model, classifier, num)
             asked = model.label_space.for_indices(torch.arange(num)).reshape(num, -1)[:, 0]
             row["class_diversity"] = round(within_class_spread(fake_features, asked) / real_spread, 3)
+        row.update(augment_state(model))
         row["eval_s"] = round(time.perf_counter() - start)
-        print(name, row, flush=True)
+        print(name, f"{row['kimg']:g} kimg:", result.describe(), flush=True)
         rows.append(row)
     evaluated = {row["kimg"] for row in rows}
     summary["curve"] = sorted(rows + [row for kimg, row in known.items() if kimg not in evaluated], key=lambda row: row["kimg"])
     RESULTS.mkdir(exist_ok=True)
     if heads:
-        save_class_grid(model, real_datamodule(config, resolution), RESULTS / f"{name}.png")
+        save_class_grid(model, real_datamodule(config, resolution), result_file.with_suffix(".png"))
     else:
-        save_image(make_grid(model.sample_indexed(torch.arange(64)).clamp(-1, 1).add(1).div(2), nrow=8, padding=1, pad_value=1.0), RESULTS / f"{name}.png")
-    (RESULTS / f"{name}.json").write_text(json.dumps(summary, indent=2))
+        save_image(make_grid(model.sample_indexed(torch.arange(64)).clamp(-1, 1).add(1).div(2), nrow=8, padding=1, pad_value=1.0),
+                   result_file.with_suffix(".png"))
+    result_file.write_text(json.dumps(summary, indent=2))
+    print(f"{name}: {result_file.relative_to(REPO)}", flush=True)
     return summary
+
+
+def check_run_folder(run: Path, fit_key: dict, fresh: bool) -> None:
+    """Keep the run folder to one config: a fresh fit stamps ``<run>/fit_key.json`` with the config and overrides;
+    ``--skip-fit`` and ``--continue-to`` refuse a folder stamped with another (a changed config is a new run: give it a
+    ``--tag``), and go on with a warning in a folder from before the stamps."""
+    stamp = run / "fit_key.json"
+    canonical = json.loads(json.dumps(fit_key, default=str))
+    if fresh:
+        run.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(json.dumps(canonical, indent=1))
+    elif stamp.exists() and json.loads(stamp.read_text()) != canonical:
+        raise SystemExit(f"{run} holds a run of another config or overrides ({stamp}): train this one under another --tag.")
+    elif not stamp.exists():
+        print(f"warning: {run} has no fit_key.json (a run from before the stamps): its config cannot be checked.", flush=True)
+
+
+def floor_cell(summary: dict) -> str:
+    floor = summary.get("floor")
+    if not floor:
+        return "none: the split holds fewer than 4 images"
+    return f"{floor['fid']} / {floor['kid_x1e3']} ({floor['n']})"
 
 
 def main() -> None:
@@ -309,6 +371,7 @@ def main() -> None:
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="lightning fit overrides for every config")
     parser.add_argument("--tag", default="", help="suffix of the run's name (benchmarks/out/<config>_<tag>), for --set variants")
     parser.add_argument("--classifier-steps", type=int, default=2000, help="training steps of the conditional-accuracy classifier")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random real reference (and of KID's subsets)")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     if args.set and not args.tag:
@@ -318,12 +381,16 @@ def main() -> None:
     results = {}
     for config in args.config:
         name = f"{config.stem}_{args.tag}" if args.tag else config.stem
-        results[name] = evaluate(config, args.num, args.skip_fit, extractor, args.every, args.continue_to, args.classifier_steps, overrides, args.tag, args.at)
-    print("| config | kimg | FID | KID x 1e3 | conditional accuracy per head | within-class diversity |\n| --- | --- | --- | --- | --- | --- |")
+        results[name] = evaluate(config, args.num, args.skip_fit, extractor, args.every, args.continue_to, args.classifier_steps, overrides, args.tag,
+                                 args.at, args.seed)
+    print("| config | kimg | FID | KID x 1e3 | precision | recall | N (fake / real) | floor FID / KID x 1e3 (N) "
+          "| conditional accuracy per head | within-class diversity |\n|" + " --- |" * 10)
     for name, summary in results.items():
         for row in summary["curve"]:
             acc = ", ".join(f"{h} {a}" for h, a in zip(summary.get("cond_acc_heads", []), row.get("cond_acc", [])))
-            print(f"| {name} | {row['kimg']:g} | {row['fid']} | {row['kid_x1e3']} ± {row['kid_std_x1e3']} | {acc} | {row.get('class_diversity', '')} |")
+            print(f"| {name} | {row['kimg']:g} | {row['fid']} | {row['kid_x1e3']} ± {row['kid_std_x1e3']} | {row.get('precision', '')} "
+                  f"| {row.get('recall', '')} | {row.get('n_fake', summary['num_samples'])} / {summary['n_real']} | {floor_cell(summary)} | {acc} "
+                  f"| {row.get('class_diversity', '')} |")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ What is measured depends on the model (the generators the model samples with, EM
 
 - **pix2pix**: mean L1 (pixels in [-1, 1]) between output and real photo on the held-back split
   (``data.init_args.held_out_split``) and on the first training pairs; the picture is input | output | target.
-- **CycleGAN**: FID/KID (TF FID Inception, ``--num`` images) of G_AB(first ``--num`` A images) against the first
-  ``--num`` B images, and of G_BA(B) against A, next to the untranslated baseline A against B; the cycle L1
+- **CycleGAN**: FID/KID (TF FID Inception, ``--num`` images, the protocol of :mod:`gans.metrics.protocol`: N and the
+  real-vs-real floor beside each) of G_AB(first ``--num`` A images) against a random reference of ``--num`` B images,
+  and of G_BA(B) against A, next to the untranslated baseline (A's reference against B's); the cycle L1
   |G_BA(G_AB(a)) - a| and |G_AB(G_BA(b)) - b|. The real features are shared with ``faces_fid.py``'s cache.
 - **StarGAN**: the first ``--num`` labelled images, image i sent to the class i mod K of the first domain head (the
   others kept): the share that ``callbacks.ConditionalAccuracy``'s classifier (trained on the real labels, cached in
@@ -46,7 +47,6 @@ from faces_fid import (  # noqa: E402
     RESULTS,
     data_args,
     features,
-    fid_kid,
     label_classifier,
     model_class,
     real_features,
@@ -54,6 +54,7 @@ from faces_fid import (  # noqa: E402
 
 from callbacks.cond_acc import quantize  # noqa: E402
 from datamodules.mnist_domains import edge_digits  # noqa: E402
+from gans.metrics import protocol  # noqa: E402
 from gans.metrics.inception import InceptionFeatures, to_uint8  # noqa: E402
 from gans.tools.pictures import columns_picture  # noqa: E402
 
@@ -86,18 +87,19 @@ def pix2pix(model, config: dict, data, num: int) -> dict:
 def cyclegan(model, config: dict, data, num: int, extractor: InceptionFeatures) -> dict:
     real_a, real_b = data.held_out_pairs(num)  # with domain datamodules: each one's first images, unaugmented
     resolution = real_a.shape[-1]
-    feats_a, feats_b = (real_features(extractor, num, resolution, config={"data": config["data"]["init_args"][key]})
-                        for key in ("domain_a", "domain_b"))  # faces_fid.py's cache of the same first images
+    (_, feats_a, floor_a), (_, feats_b, floor_b) = (real_features(extractor, num, resolution, config={"data": config["data"]["init_args"][key]})
+                                                    for key in ("domain_a", "domain_b"))  # the protocol's references, faces_fid.py's cache
     fake_b = in_batches(lambda x: model.translate(x, "ab").cpu(), real_a)
     fake_a = in_batches(lambda x: model.translate(x, "ba").cpu(), real_b)
     cycle_a = in_batches(lambda x: model.translate(x, "ba").cpu(), fake_b)
     cycle_b = in_batches(lambda x: model.translate(x, "ab").cpu(), fake_a)
     numbers = {}
-    for name, real, fake in (("A vs B (untranslated)", feats_b, feats_a),
-                             ("G_AB(A) vs B", feats_b, features(extractor, to_uint8(fake_b))),
-                             ("G_BA(B) vs A", feats_a, features(extractor, to_uint8(fake_a)))):
-        fid, kid, kid_std = fid_kid(real, fake)
-        numbers[name] = {"fid": round(fid, 1), "kid_x1e3": round(kid * 1e3, 1), "kid_std_x1e3": round(kid_std * 1e3, 1)}
+    for name, real, fake, floor in (("A vs B (untranslated)", feats_b, feats_a, floor_b),
+                                    ("G_AB(A) vs B", feats_b, features(extractor, to_uint8(fake_b)), floor_b),
+                                    ("G_BA(B) vs A", feats_a, features(extractor, to_uint8(fake_a)), floor_a)):
+        result = protocol.evaluate(real, fake, floor)
+        print(name, result.describe())
+        numbers[name] = result.as_dict()
     numbers["cycle_l1_a"] = round(float((cycle_a - real_a).abs().mean()), 4)
     numbers["cycle_l1_b"] = round(float((cycle_b - real_b).abs().mean()), 4)
     return numbers
@@ -120,11 +122,13 @@ def stargan(model, config: dict, data, num: int, extractor: InceptionFeatures, c
         predicted = torch.cat([classifier(quantize(chunk))[head].argmax(1) for chunk in x.split(100)])
         return round(float((predicted == target[:, head]).float().mean()), 3)
 
-    fid, kid, kid_std = fid_kid(real_features(extractor, num, resolution, config=config), features(extractor, to_uint8(moved)))
+    _, real, floor = real_features(extractor, num, resolution, config=config)
+    result = protocol.evaluate(real, features(extractor, to_uint8(moved)), floor)
+    print("translations vs real:", result.describe())
     return {"head": heads[head], "classes": classes, "classifier_real_accuracy": real_accuracy[head],
             "target_accuracy_translated": hits(moved), "target_accuracy_untranslated": hits(images),
             "reconstruction_l1": round(float((back - images).abs().mean()), 4),
-            "fid_translated": round(fid, 1), "kid_translated_x1e3": round(kid * 1e3, 1), "kid_std_x1e3": round(kid_std * 1e3, 1)}
+            "translated_vs_real": result.as_dict()}
 
 
 def cogan(model, config: dict, num: int) -> dict:

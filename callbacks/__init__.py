@@ -1,10 +1,11 @@
 """Lightning callbacks for GAN training: generator EMA, sample pictures, prediction writing, FID/KID,
 perceptual path length,
-conditional accuracy, image-to-image pictures, checkpoints every N kimg, progressive growing, a progress bar counting kimg (SPEC section 5)."""
+StyleGAN3's equivariance metrics, conditional accuracy, image-to-image pictures, checkpoints every N kimg, progressive growing, a progress bar counting kimg (SPEC section 5)."""
 
 from callbacks.checkpoint import KimgCheckpoint
 from callbacks.cond_acc import ConditionalAccuracy
 from callbacks.ema import EMA
+from callbacks.equivariance import Equivariance
 from callbacks.fid import FID
 from callbacks.lazy_regularization import (
     LazyRegularization,  # removed: refuses, naming the model settings
@@ -18,4 +19,4 @@ from callbacks.samples import SampleGrid
 from callbacks.throughput import ImagesPerSecond
 from callbacks.translation_grid import TranslationGrid
 
-__all__ = ["ConditionalAccuracy", "EMA", "FID", "ImagesPerSecond", "KimgCheckpoint", "KimgProgressBar", "LazyRegularization", "PPL", "ProgressiveGrowing", "SampleGrid", "SampleWriter", "TranslationGrid", "WandbRunId"]
+__all__ = ["ConditionalAccuracy", "EMA", "Equivariance", "FID", "ImagesPerSecond", "KimgCheckpoint", "KimgProgressBar", "LazyRegularization", "PPL", "ProgressiveGrowing", "SampleGrid", "SampleWriter", "TranslationGrid", "WandbRunId"]

@@ -12,12 +12,18 @@ Protocol, so numbers compare across runs, batch sizes and numbers of GPUs:
   :meth:`gans.labels.LabelSpace.for_indices`): :meth:`gans.training.gan_module.GANModule.sample_indexed`, which draws
   through the model's ``sample`` (so a truncation trick applies), with the EMA generator when
   :class:`callbacks.EMA` keeps one, in eval mode. Each rank generates a contiguous block of the indices.
-- Real images: the first ``num_real`` images of the datamodule's training set
-  (:meth:`datamodules.base.GANDataModule.real_dataset`), unshuffled and unaugmented.
+- Real images: ``num_real`` images of the datamodule's training set (:meth:`datamodules.base.GANDataModule.real_dataset`,
+  unshuffled and unaugmented) drawn at random with ``seed`` (all of them when ``num_real`` covers the split), stratified
+  by class when the data are labelled (:func:`gans.metrics.protocol.reference_indices`), never the first N files.
+- The real-vs-real floor at the same N (``floor``): FID and KID between two disjoint random real sets of ``num_real``
+  each (:func:`gans.metrics.protocol.floor_indices`; half the split each when it holds fewer than 2N), computed with
+  the real statistics, cached with them and logged once, with the first evaluation, as ``metrics/fid_floor``,
+  ``metrics/kid_floor`` (and ``metrics/floor_n``); every summary line states N and the floor.
 - Both pass through the same preprocessing (uint8 quantisation, TF1 bilinear resize to 299;
   see :mod:`gans.metrics.inception`), then one feature pass feeds every metric.
-- The features of the real images are computed once per dataset, resolution, extractor and
-  ``num_real`` and cached on disk (``<cache_dir>/<data key>-<extractor>-n<num_real>.pt``); under
+- The features of the real images are computed once per dataset, resolution, reference draw, extractor and
+  ``num_real`` and cached on disk (``<cache_dir>/<data key>-ref<seed>[s]-<extractor>-n<num_real>.pt``, ``s`` when
+  stratified); under
   DDP rank 0 decides whether the cache is used (and alone reads and writes it), each rank extracts
   its share and the statistics are reduced once.
 - torchmetrics reduces the metric states across ranks at ``compute`` through the Lightning
@@ -56,7 +62,7 @@ from callbacks.schedule import EvaluationBar, KimgMetric
 from gans.cache import cache_root, write_atomically
 from gans.errors import ConfigError
 from gans.metrics import inception_score as inception_score_
-from gans.metrics import manifold
+from gans.metrics import manifold, protocol
 from gans.metrics.inception import InceptionFeatures, to_uint8
 from gans.training import contracts, distributed
 
@@ -64,17 +70,6 @@ from gans.training import contracts, distributed
 def default_cache_dir() -> Path:
     """``$GANS_CACHE/real_stats``, by default ``~/.cache/gans/real_stats``."""
     return cache_root() / "real_stats"
-
-
-class _Precomputed(nn.Module):
-    """Lets torchmetrics take features computed once for all metrics instead of running its own network."""
-
-    def __init__(self, num_features: int) -> None:
-        super().__init__()
-        self.num_features = num_features
-
-    def forward(self, features: Tensor) -> Tensor:
-        return features
 
 
 def rank_block(n: int, rank: int, world_size: int) -> Tensor:
@@ -102,6 +97,7 @@ class FID(KimgMetric):
         at_end: bool = True,
         cache_dir: str | None = None,
         seed: int = 0,
+        floor: bool = True,
     ) -> None:
         """
         Args:
@@ -126,7 +122,8 @@ class FID(KimgMetric):
             at_start: also evaluate before the first step (a curve starting at kimg 0).
             at_end: also evaluate when training ends.
             cache_dir: where real statistics are cached; None = ``$GANS_CACHE/real_stats`` or ``~/.cache/gans/real_stats``.
-            seed: seed of KID's random subsets.
+            seed: seed of the real reference's random draw and of KID's random subsets.
+            floor: also measure the real-vs-real floor at N once (with the real statistics; doubles that one pass).
         """
         super().__init__(every_kimg, at_start, at_end)
         if num_samples < 2 or (num_real is not None and num_real < 2):
@@ -152,6 +149,9 @@ class FID(KimgMetric):
                               "raise it or set inception_score: false.")
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.seed = seed
+        self.floor_on = floor
+        self.floor: protocol.Floor | None = None  # the real-vs-real floor, once the real statistics are ready
+        self._floor_logged = False
         self._extractor: nn.Module | None = None
         self._metrics: dict[str, Any] = {}
         self._real_ready = False
@@ -252,12 +252,23 @@ class FID(KimgMetric):
 
         summary = f"FID {values['metrics/fid']:.2f}"
         if "metrics/kid" in values:
-            summary += f", KID {values['metrics/kid'] * 1e3:.2f}e-3"
+            summary += f", KID {values['metrics/kid'] * 1e3:.2f}e-3 ± {values['metrics/kid_std'] * 1e3:.2f}e-3"
         for name in ("precision", "recall", "density", "coverage", "is"):
             if f"metrics/{name}" in values:
                 summary += f", {'IS' if name == 'is' else name} {values[f'metrics/{name}']:.3f}"
+        summary += f" (N = {self.num_samples} fake / {self._num_real} real; {self._floor_text()})"
+        floor = None
+        if self.floor is not None and not self._floor_logged:  # once: it does not change during training
+            floor = {"metrics/fid_floor": self.floor.fid, "metrics/kid_floor": self.floor.kid, "metrics/floor_n": float(self.floor.n)}
+            self._floor_logged = True
         return self.record(trainer, pl_module, values, summary,
-                           f"{self.num_samples} samples, {time.perf_counter() - start:.0f} s")
+                           f"{self.num_samples} samples, {time.perf_counter() - start:.0f} s", also_logged=floor)
+
+    def _floor_text(self) -> str:
+        if self.floor is None:
+            return "no real-vs-real floor (floor: false)" if not self.floor_on else "no real-vs-real floor: the split is too small"
+        at = f" at N = {self.floor.n} (the split holds fewer than 2N)" if self.floor.n != self._num_real else ""
+        return f"real-vs-real floor FID {self.floor.fid:.2f}, KID {self.floor.kid * 1e3:.2f}e-3{at}"
 
     def _gathered(self, strategy: Any, name: str) -> Tensor:
         """This pass's ``features`` or ``logits`` of every rank, in rank order (= index order), on every rank; one collective."""
@@ -293,7 +304,7 @@ class FID(KimgMetric):
         features, logits = self._extract(images.to(self._metrics["fid"].device))
         for metric in self._metrics.values():
             metric.update(features, real=real)
-        if self._manifold_ks:
+        if real or self._manifold_ks:
             self._parts.setdefault("features", []).append(features.float())
         if not real and self._computes_is:
             self._parts.setdefault("logits", []).append(logits.float())
@@ -317,31 +328,57 @@ class FID(KimgMetric):
         self._widths = {"features": num_features, "logits": logits.shape[-1] if logits is not None else 0}
         strategy = trainer.strategy
         sync = distributed.metric_sync(strategy)  # metric states reduced through the Lightning strategy, on any launcher
-        self._metrics = {"fid": FrechetInceptionDistance(feature=_Precomputed(num_features), reset_real_features=False, **sync)}
+        self._metrics = {"fid": FrechetInceptionDistance(feature=protocol.Precomputed(num_features), reset_real_features=False, **sync)}
         if self.kid:
             subset = min(self.kid_subset_size, num_real, self.num_samples)
             self._metrics["kid"] = KernelInceptionDistance(
-                feature=_Precomputed(num_features), subsets=self.kid_subsets, subset_size=subset, reset_real_features=False, **sync
+                feature=protocol.Precomputed(num_features), subsets=self.kid_subsets, subset_size=subset, reset_real_features=False, **sync
             )
         for metric in self._metrics.values():
             metric.to(device)
 
-        path = self._cache_path(trainer, num_real)
+        labels = contracts.real_labels(trainer, dataset)
+        reference = protocol.reference_indices(len(dataset), num_real, self.seed, labels)
+        path = self._cache_path(trainer, num_real, stratified=labels is not None)
         loaded = self._load_cache(path, num_features, strategy)
         if not loaded:
             rank_zero_info(f"FID: extracting features of {num_real} real images (cached afterwards in {path or 'memory only'}).")
             with EvaluationBar(trainer, num_real, "FID: real images") as bar:
-                for indices in rank_block(num_real, trainer.global_rank, trainer.world_size).split(self.batch_size):
-                    images = torch.stack([dataset[int(i)][0] for i in indices])
+                for positions in rank_block(num_real, trainer.global_rank, trainer.world_size).split(self.batch_size):
+                    images = torch.stack([dataset[int(i)][0] for i in reference[positions]])
                     self._update(to_uint8(images), real=True)
-                    bar.update(len(indices))
-        if self._manifold_ks:  # rank 0's cached features or each rank's share: all of them, in index order, on every rank
-            self._real_features = self._gathered(strategy, "features")
+                    bar.update(len(positions))
+        # Rank 0's cached features or each rank's share: all of them, in the reference's order, on every rank.
+        self._real_features = self._gathered(strategy, "features")
+        if self._manifold_ks:
             self._real_radii = manifold.knn_radii(self._real_features, self._manifold_ks)
+        if not loaded and self.floor_on and protocol.floor_size(len(dataset), num_real) >= 2:
+            self.floor = self._measure_floor(trainer, dataset, reference, labels)
         self._parts = {}
         if not loaded and path is not None:
             self._save_cache(path, trainer.is_global_zero)
         self._real_ready = True
+
+    def _measure_floor(self, trainer: L.Trainer, dataset: Any, reference: Tensor, labels: Tensor | None) -> protocol.Floor:
+        """FID and KID of :func:`gans.metrics.protocol.floor_indices`' two real sets: the reference's features where it
+        holds an image, the others extracted (each rank its share, gathered); every rank computes the same numbers."""
+        first, second = protocol.floor_indices(len(dataset), len(reference), self.seed, labels)
+        known = {int(i): position for position, i in enumerate(reference.tolist())}
+        extra = sorted((set(first.tolist()) | set(second.tolist())) - set(known))
+        parts = []
+        with EvaluationBar(trainer, len(extra), "FID: real-vs-real floor") as bar:
+            for positions in rank_block(len(extra), trainer.global_rank, trainer.world_size).split(self.batch_size):
+                if not len(positions):
+                    continue  # this rank's share is empty (an empty tensor still splits into one empty part)
+                images = torch.stack([dataset[extra[int(p)]][0] for p in positions])
+                parts.append(self._extract(to_uint8(images).to(self._real_features.device))[0].float())
+                bar.update(len(positions))
+        mine = torch.cat(parts) if parts else self._real_features.new_zeros(0, self._real_features.shape[1])
+        extra_features = torch.cat(distributed.gather_uneven(trainer.strategy, mine))
+        known.update({i: len(reference) + position for position, i in enumerate(extra)})
+        pool = torch.cat([self._real_features, extra_features])
+        first_features, second_features = (pool[[known[int(i)] for i in part]] for part in (first, second))
+        return protocol.real_floor(first_features, second_features, self.kid_subsets, self.kid_subset_size, self.seed)
 
     @staticmethod
     def _one_tensor_per_rank(kid: KernelInceptionDistance) -> None:
@@ -354,12 +391,13 @@ class FID(KimgMetric):
                 empty = torch.zeros(0, kid.inception.num_features, device=kid.device)
                 setattr(kid, name, [torch.cat(parts) if parts else empty])
 
-    def _cache_path(self, trainer: L.Trainer, num_real: int) -> Path | None:
+    def _cache_path(self, trainer: L.Trainer, num_real: int, stratified: bool) -> Path | None:
         datamodule = trainer.datamodule
         if not isinstance(datamodule, contracts.CacheKeyed):
             return None  # no stable identity for the data: statistics are kept for this run only
         extractor = self._extractor.cache_name if isinstance(self._extractor, contracts.CacheNamed) else type(self._extractor).__qualname__
-        return self.cache_dir / f"{datamodule.cache_key()}-{extractor}-n{num_real}.pt"
+        draw = f"ref{self.seed}{'s' if stratified else ''}"  # which real images: protocol.reference_indices' seed and labels
+        return self.cache_dir / f"{datamodule.cache_key()}-{draw}-{extractor}-n{num_real}.pt"
 
     def _load_cache(self, path: Path | None, num_features: int, strategy: Any) -> bool:
         """Put the cached real statistics on rank 0 (the other ranks keep empty ones, so the DDP sums are
@@ -371,20 +409,23 @@ class FID(KimgMetric):
         stats = None
         if strategy.is_global_zero and path is not None and path.is_file():
             stats = torch.load(path, map_location="cpu", weights_only=True)
-            if stats["sum"].shape[0] != num_features or ((self.kid or self._manifold_ks) and "features" not in stats):
+            if (stats["sum"].shape[0] != num_features or ((self.kid or self._manifold_ks) and "features" not in stats)
+                    or (self.floor_on and "floor" not in stats)):
                 stats = None
         if not strategy.broadcast(stats is not None, src=0):
             return False
+        floor = stats["floor"].tolist() if stats is not None and "floor" in stats else None  # [fid, kid, kid_std, n]
+        floor = strategy.broadcast(floor, src=0)
+        self.floor = protocol.Floor(floor[0], floor[1], floor[2], int(floor[3])) if floor and self.floor_on else None
         fid = self._metrics["fid"]
         if stats is not None:
             fid.real_features_sum = stats["sum"].to(fid.device)
             fid.real_features_cov_sum = stats["cov_sum"].to(fid.device)
             fid.real_features_num_samples = stats["num"].to(fid.device)
-        features = stats["features"] if stats is not None else torch.zeros(0, num_features)
+        features = stats["features"] if stats is not None and "features" in stats else torch.zeros(0, num_features)
         if "kid" in self._metrics:
             self._metrics["kid"].real_features = [features.to(fid.device)]
-        if self._manifold_ks:
-            self._parts["features"] = [features.to(fid.device)]
+        self._parts["features"] = [features.to(fid.device)]
         return True
 
     def _save_cache(self, path: Path, is_global_zero: bool) -> None:
@@ -397,8 +438,8 @@ class FID(KimgMetric):
         ):
             if is_global_zero:
                 stats = {"sum": fid.real_features_sum, "cov_sum": fid.real_features_cov_sum, "num": fid.real_features_num_samples}
-                if kid is not None:
-                    stats["features"] = torch.cat(list(kid.real_features))
-                elif self._real_features is not None:
+                if self.kid or self._manifold_ks:  # the metrics that need every feature, not sums
                     stats["features"] = self._real_features
+                if self.floor is not None:
+                    stats["floor"] = torch.tensor([self.floor.fid, self.floor.kid, self.floor.kid_std, self.floor.n], dtype=torch.float64)
                 write_atomically(path, lambda partial: torch.save({k: v.detach().cpu() for k, v in stats.items()}, partial))

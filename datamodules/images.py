@@ -588,6 +588,8 @@ class ImageFolderDataModule(GANDataModule):
         pin_memory: bool = False,
         cache: Cache = "disk",
         cache_dir: str | None = None,
+        subset: int = 0,
+        subset_seed: int = 0,
         **kwargs,
     ) -> None:
         """
@@ -605,6 +607,9 @@ class ImageFolderDataModule(GANDataModule):
                 ``memory`` (decoded at every setup, kept in RAM) or ``none`` (decode every image every time).
             cache_dir: where the disk cache goes; None = ``.gans-cache`` next to ``root``, or ``$GANS_CACHE`` (``~/.cache/gans``)
                 when that folder is read-only.
+            subset: use only this many of the images, drawn at random with ``subset_seed`` (a limited-data run, as the
+                ``--subset`` of StyleGAN2-ADA's train.py); 0 = all of them.
+            subset_seed: the seed of that draw (the same images for the same seed, whatever the run's seed).
             **kwargs: ``num_predict`` and ``predict_batch_size`` of :class:`datamodules.base.GANDataModule`.
         """
         super().__init__(**kwargs)
@@ -619,6 +624,8 @@ class ImageFolderDataModule(GANDataModule):
             raise ConfigError(f"Unknown cache {cache!r}: choose 'disk', 'memory' or 'none'.")
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}.")
+        if subset < 0:
+            raise ConfigError(f"subset must be >= 0 (0 = every image), got {subset}: set data.init_args.subset to e.g. 2000, or 0.")
         self.save_hyperparameters()
         self.data_shape = (img_channels, img_resolution, img_resolution)
         self.batch_size = batch_size
@@ -637,6 +644,17 @@ class ImageFolderDataModule(GANDataModule):
     def select(self, names: list[str]) -> tuple[list[str], Tensor | None]:
         """The image files to use and their labels (None = unlabelled); all of them here."""
         return names, None
+
+    def used_images(self, source: ImageSource) -> tuple[list[str], Tensor | None]:
+        """The images this module serves and their labels: :meth:`select`'s, then ``subset`` of them drawn at random
+        with a generator seeded by ``subset_seed`` and kept in file order: ``randperm`` of a ``torch.Generator`` seeded
+        so, its first ``subset``, sorted (the seeded draw of the evaluation protocol's real reference, unstratified)."""
+        names, labels = self.select([name for name, _, _ in source.entries])
+        n = self.hparams.subset
+        if n <= 0 or n >= len(names):
+            return names, labels
+        chosen = torch.randperm(len(names), generator=torch.Generator().manual_seed(self.hparams.subset_seed))[:n].sort().values
+        return [names[i] for i in chosen.tolist()], None if labels is None else labels[chosen]
 
     def augment(self) -> Callable[[Tensor], Tensor] | None:
         """A per-image transform of float ``[C, R, R]`` training images, applied before pooling and flipping
@@ -658,7 +676,7 @@ class ImageFolderDataModule(GANDataModule):
         if key is None:  # before setup: list the files (cheap, nothing is decoded)
             hp = self.hparams
             source = self.source()
-            names = self.select([name for name, _, _ in source.entries])[0]
+            names = self.used_images(source)[0]
             key = images_key(source, names, hp.img_resolution, hp.img_channels)
         return {"images": key}
 
@@ -694,7 +712,7 @@ class ImageFolderDataModule(GANDataModule):
     def prepare_data(self) -> None:
         if self.hparams.cache == "disk":
             source = self.source()
-            cache = self.cache_files(source, self.select([name for name, _, _ in source.entries])[0])
+            cache = self.cache_files(source, self.used_images(source)[0])
             if not cache.exists():
                 cache.write(self.hparams.num_workers)
 
@@ -703,7 +721,7 @@ class ImageFolderDataModule(GANDataModule):
             return
         hp = self.hparams
         source = self.source()
-        names, labels = self.select([name for name, _, _ in source.entries])
+        names, labels = self.used_images(source)
         if hp.cache == "disk":
             cache = self.cache_files(source, names)
             if not cache.exists():  # setup without prepare_data

@@ -10,12 +10,13 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import quiet_trainer
+import yaml
+from helpers import quiet_trainer, run_ranks
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from gans import DCGAN, GAN, StyleGAN2
 from gans.errors import ConfigError
-from gans.nn.augment import COLOUR, GEOMETRIC, AugmentPipe, diff_augment
+from gans.nn.augment import COLOUR, GEOMETRIC, AugmentPipe, diff_augment, recolour, warp
 
 
 def pattern(n: int = 1, size: int = 8, channels: int = 3) -> torch.Tensor:
@@ -132,6 +133,47 @@ def test_colour_transforms_preserve_what_they_should() -> None:
     assert abs(torch.log2(scale).std() - 0.5) < 0.03 and abs(torch.log2(scale).mean()) < 0.03
 
 
+@pytest.mark.parametrize("name", [*GEOMETRIC, "all"])
+def test_every_geometric_transform_is_invertible(name: str) -> None:
+    """The paper's pipeline uses invertible transforms only (arXiv:2006.06676, section 2.2): warping by each drawn
+    matrix and then by its inverse gives the image back wherever both warps read inside it. On a linear image, which
+    bilinear resampling reproduces exactly, that holds to round-off; the border (reflected) is left out."""
+    torch.manual_seed(0)
+    size, n = 32, 64
+    pipe = AugmentPipe(1.0, GEOMETRIC if name == "all" else (name,))
+    g, applied = pipe.geometric_matrix(n, size, size, torch.zeros(1))
+    assert applied.all()
+    half = (size - 1) / 2
+    coords = torch.arange(size, dtype=torch.float32) - half
+    py, px = torch.meshgrid(coords, coords, indexing="ij")
+    image = torch.stack([0.03 * px - 0.02 * py, -0.01 * px + 0.025 * py, 0.02 * px + 0.01 * py])  # [3, H, W], linear
+    x = image.expand(n, -1, -1, -1).contiguous()
+    g_back = torch.linalg.inv(g)
+    restored = warp(warp(x, g), g_back)
+    # Valid output pixels p: q = g^-1 p lies a pixel inside the border, and so do g r for q's neighbours r (|p| + |g| sqrt 2).
+    p = torch.stack([px.flatten(), py.flatten(), torch.ones(size * size)])  # [3, H * W]
+    q = g_back @ p  # [N, 3, H * W]
+    reach = torch.linalg.matrix_norm(g[:, :2, :2], ord=2)[:, None] * 2**0.5
+    valid = (q[:, :2].abs() <= half - 1).all(1) & (p[:2].abs().amax(0)[None] + reach <= half)
+    assert valid.float().mean() > 0.1
+    error = (restored - x).abs().amax(1).flatten(1)  # [N, H * W]
+    assert error[valid].max() < 1e-4
+    if name in ("xflip", "rotate90", "xint"):  # whole-pixel transforms: exact wherever they stay inside
+        torch.testing.assert_close(g[:, :2, :2].abs().sum((1, 2)), torch.full((n,), 2.0))  # a signed permutation
+        torch.testing.assert_close(g[:, :2, 2], g[:, :2, 2].round())  # and a whole-pixel shift
+
+
+def test_every_colour_transform_is_invertible() -> None:
+    """Each colour matrix (and their product) is invertible: recolouring by it and by its inverse gives the image back."""
+    torch.manual_seed(0)
+    x = torch.rand(64, 3, 4, 4) * 2 - 1
+    for names in [(name,) for name in COLOUR] + [COLOUR]:
+        c, applied = AugmentPipe(1.0, names).colour_matrix(64, x)
+        assert applied.all()
+        torch.testing.assert_close(c[:, 3], torch.tensor([0.0, 0.0, 0.0, 1.0]).expand(64, -1))  # affine: (r, g, b, 1) -> (r', g', b', 1)
+        torch.testing.assert_close(recolour(recolour(x, c), torch.linalg.inv(c)), x, atol=1e-4, rtol=0)
+
+
 def test_every_transform_together_keeps_the_graph() -> None:
     x = torch.randn(8, 3, 8, 8, requires_grad=True)
     AugmentPipe(1.0)(x).square().sum().backward()
@@ -173,6 +215,16 @@ def test_gradients_reach_g_through_the_pipeline(augment: str) -> None:
     model.zero_grad()
     model.r1_loss(real, None).backward()  # lazy R1 through the augmentation, with respect to the unaugmented reals
     assert sum(p.grad.abs().sum() for p in model.discriminator.parameters() if p.grad is not None) > 0
+
+
+def test_rt_counts_the_reals_of_the_lazy_r1_phase_too() -> None:
+    """The official loss reports sign(D(real)) in Dmain and in Dreg (lazy R1): both feed r_t."""
+    model = tiny(augment="ada", r1_gamma=1.0, r1_interval=4)
+    model.log_train = lambda *args, **kwargs: None  # no trainer to log to
+    model.r1_loss(torch.rand(6, 1, 16, 16) * 2 - 1, None)
+    assert float(model.ada_stats[1]) == 6
+    model.discriminator_main_loss(torch.rand(4, 1, 16, 16) * 2 - 1, None)
+    assert float(model.ada_stats[1]) == 10
 
 
 def test_r1_differentiates_the_unaugmented_reals() -> None:
@@ -219,6 +271,22 @@ def test_rt_is_averaged_over_ranks() -> None:
     assert ps == [0.0] * 8 and float(model.ada_stats[2]) == 0.0
 
 
+def test_ddp_p_follows_the_mean_of_the_ranks_rt(tmp_path: Path) -> None:
+    """Two gloo processes whose Ds overfit differently (tests/scripts/ddp_ada.py): local r_t 1 on rank 0 and 0 on rank 1.
+    p must move alike on both ranks, by the sign of the mean r_t 0.5 - 0.6 (down); a rank that used its own r_t would
+    go up on rank 0, and a sum of the ranks' r_t (1 > 0.6) would go up on both."""
+    run_ranks(Path(__file__).parent / "scripts" / "ddp_ada.py", tmp_path, cwd=tmp_path)
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert rank0["world_size"] == 2
+    assert rank0["local_rt"] == pytest.approx([1.0] * 4) and rank1["local_rt"] == pytest.approx([0.0] * 4)  # the setup
+    torch.testing.assert_close(torch.tensor(rank0["p"]), torch.tensor(rank1["p"]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(torch.tensor(rank0["rt"]), torch.tensor(rank1["rt"]), rtol=0, atol=1e-6)
+    interval, step = rank0["interval"], rank0["step"]
+    expected = [rank0["p_start"] - step * ((batch + 1) // interval) for batch in range(rank0["batches"])]
+    assert rank0["p"] == pytest.approx(expected, abs=1e-6)  # 0.5, 0.45, 0.45, 0.4, ... 0.3
+    assert rank0["rt"][interval - 1:] == pytest.approx([0.5] * (rank0["batches"] - interval + 1), abs=1e-6)
+
+
 def test_settings_are_checked() -> None:
     for kwargs, match in (({"augment": "bogus"}, "Unknown augment"), ({"augment": "ada", "augment_p": 1.5}, "augment_p"),
                           ({"augment_p": 0.2}, "no effect"), ({"augment": "ada", "ada_kimg": 0}, "ada_kimg"),
@@ -249,12 +317,12 @@ def test_p_is_saved_and_a_resume_continues_identically(tmp_path: Path) -> None:
     """4 batches per epoch against adjustments every 3: the checkpoint falls mid-interval, with signs accumulated."""
     straight, _ = memorise_fit(tmp_path / "straight", max_epochs=3, ada_interval=3)
     memorise_fit(tmp_path / "resumed", max_epochs=1, ada_interval=3)
-    resumed, _ = memorise_fit(tmp_path / "resumed", max_epochs=3, ckpt_path=str(tmp_path / "resumed" / "ckpt" / "last.ckpt"), ada_interval=3)
     saved = torch.load(tmp_path / "resumed" / "ckpt" / "last.ckpt", weights_only=True)["state_dict"]
-    assert "augment_pipe.p" in saved and "ada_stats" in saved
-    assert float(straight.augment_pipe.p) > 0
+    resumed, _ = memorise_fit(tmp_path / "resumed", max_epochs=3, ckpt_path=str(tmp_path / "resumed" / "ckpt" / "last.ckpt"), ada_interval=3)
+    assert "augment_pipe.p" in saved and "ada_stats" in saved and saved["ada_stats"][1] > 0  # signs pending at the save
+    assert float(straight.augment_pipe.p) > float(saved["augment_pipe.p"])  # p kept moving after the resume point
     for name, value in straight.state_dict().items():
-        assert torch.equal(value, resumed.state_dict()[name]), f"{name} differs after resume"
+        torch.testing.assert_close(resumed.state_dict()[name], value, rtol=1e-5, atol=1e-6, msg=f"{name} differs after resume")
 
 
 @pytest.mark.parametrize("make", [
@@ -270,6 +338,21 @@ def test_models_train_with_augmentation(tmp_path: Path, make) -> None:
     trainer = quiet_trainer(tmp_path, max_steps=-1, max_epochs=1)
     trainer.fit(model, train_dataloaders=loader)
     assert model.batches == 2 and all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_stylegan2_defaults_to_ada_as_the_official_code() -> None:
+    """stylegan2-ada-pytorch's train.py: --aug=ada, the bgc pipeline, target 0.6, every 4 batches, 500 kimg; p from 0.
+    An old checkpoint (written before the default) loads with p at 0; the config F reproduction turns it off."""
+    model = StyleGAN2(img_resolution=8, z_dim=8, w_dim=8, mapping_layers=2, channel_base=32, channel_max=8)
+    hp = model.hparams
+    assert (hp.augment, hp.ada_target, hp.ada_kimg, hp.ada_interval) == ("ada", 0.6, 500, 4)
+    assert model.augment_pipe.transforms == set(GEOMETRIC + COLOUR) and float(model.augment_pipe.p) == 0
+    old = StyleGAN2.load_from_checkpoint(Path(__file__).parent / "fixtures" / "stylegan2_lazy_ema_v0.ckpt", weights_only=True)
+    assert old.hparams.augment == "ada" and float(old.augment_pipe.p) == 0 and torch.equal(old.ada_stats, torch.zeros(3))
+    experiments = Path(__file__).parents[1] / "experiments"
+    augment = {name: yaml.safe_load((experiments / f"{name}.yaml").read_text())["model"]["init_args"].get("augment", "ada")
+               for name in ("stylegan2_ffhq", "stylegan2_anime", "stylegan2_anime2k_cpu")}
+    assert augment == {"stylegan2_ffhq": "none", "stylegan2_anime": "ada", "stylegan2_anime2k_cpu": "ada"}
 
 
 def test_augmentation_needs_images() -> None:

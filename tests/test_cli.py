@@ -194,6 +194,6 @@ def test_max_kimg_zero_says_no_limit(tmp_path: Path, monkeypatch, caplog: pytest
     monkeypatch.chdir(tmp_path)
     cli(["fit", "--config", str(ROOT / "experiments" / "quickstart.yaml"), "--trainer.callbacks=[]", "--trainer.logger=false",
          "--trainer.enable_progress_bar=false", "--data.init_args.num_samples=256", "--data.init_args.batch_size=64",
-         "--model.init_args.max_kimg=0", "--trainer.max_steps=2", f"--trainer.default_root_dir={tmp_path}"])
+         "--model.init_args.max_kimg=0", "--model.init_args.lr_decay_fraction=0", "--trainer.max_steps=2", f"--trainer.default_root_dir={tmp_path}"])
     lines = [record.getMessage() for record in caplog.records if "max_kimg" in record.getMessage() and "no limit" in record.getMessage()]
     assert len(lines) == 1 and "\n" not in lines[0], lines

@@ -331,7 +331,7 @@ def imported_closure(start: str) -> set[str]:
     return seen
 
 
-@pytest.mark.parametrize("module", ["gans.tools.style_tools", "gans.tools.projector", "gans.training.contracts", "callbacks"])
+@pytest.mark.parametrize("module", ["gans.tools.style_tools", "gans.tools.projector", "gans.tools.equivariance_pictures", "gans.training.contracts", "callbacks"])
 def test_the_tools_and_callbacks_import_no_model(module: str) -> None:
     closure = imported_closure(module)
     assert "gans.training.contracts" in closure or module == "gans.training.contracts"

@@ -20,11 +20,21 @@ SHRINK = {
     "stylegan2_ffhq": {"img_resolution": 32, "args": ["--model.init_args.channel_base=256", "--model.init_args.channel_max=16",
                                                       "--trainer.devices=1", "--trainer.strategy=auto"]},
     "stylegan2_anime": {"img_resolution": 32, "args": ["--model.init_args.channel_base=256", "--model.init_args.channel_max=16"]},
+    # StyleGAN3 T / R (22M / 15M parameters at 1024 px, 64 px anime 20M+) at 32 px with narrow G and D; the CPU config
+    # narrower still (every StyleGAN3 layer works at 52 px with a 2x oversampled activation even for 32 px images). R1 in
+    # every D step (r1_interval 1), so the test's 4 optimizer steps are 2 whole batches (Dmain + Gmain each; no path length).
+    **{name: {"img_resolution": 32, "args": ["--model.init_args.channel_base=64", "--model.init_args.channel_max=8",
+                                             "--model.init_args.d_channel_base=256", "--model.init_args.d_channel_max=16",
+                                             "--model.init_args.r1_interval=1",
+                                             *(["--trainer.devices=1", "--trainer.strategy=auto"] if name.endswith("ffhq") else [])]}
+       for name in ("stylegan3_t_ffhq", "stylegan3_r_ffhq", "stylegan3_anime", "stylegan3_faces_cpu")},
     # The growing 1024 px configs at 32 px with narrow stages (their per-resolution batch sizes and lr above 32 px are
     # dropped by with_tiny_fid): at 1024 px the tiny folder, its cache and the pictures cost most of a minute.
     "stylegan_ffhq": {"img_resolution": 32, "args": ["--model.init_args.fmap_base=128", "--model.init_args.fmap_max=16",
                                                      "--trainer.devices=1", "--trainer.strategy=auto"]},
     "progan": {"img_resolution": 32, "args": ["--model.init_args.fmap_base=128", "--model.init_args.fmap_max=16"]},
+    # MSG-GAN's 1024 px networks (23M / 19M parameters, every scale in every step) at 32 px with narrow blocks.
+    "msggan_ffhq": {"img_resolution": 32, "args": ["--model.init_args.fmap_base=128", "--model.init_args.fmap_max=16"]},
     # ProGAN at 64 px has 512-wide stages (22M parameters, most of a checkpoint's 5 s): narrow ones.
     "progan_anime": {"args": ["--model.init_args.fmap_base=128", "--model.init_args.fmap_max=16"]},
     # Jin et al.'s SRResNet G and D (3.5M / 4.8M parameters, 16 residual blocks at 64 px) with narrow widths and few blocks.
@@ -130,8 +140,9 @@ def translation_data(config: Path, data: dict, tmp_path: Path) -> list[str]:
 
 def test_every_experiment_is_tested() -> None:
     names = {p.stem for p in EXPERIMENTS}
-    assert {"quickstart", "gan_mnist", "cgan_mnist", "dcgan_mnist", "lsgan_mnist", "wgan_mnist", "wgan_gp_mnist", "progan", "progan_anime", "progan_faces_cpu",
-            "stylegan2_ffhq", "stylegan2_anime", "stylegan2_faces_cpu", "stylegan_ffhq", "stylegan_faces_cpu",
+    assert {"quickstart", "gan_mnist", "cgan_mnist", "dcgan_mnist", "lsgan_mnist", "wgan_mnist", "wgan_gp_mnist", "progan", "progan_anime", "progan_faces_cpu", "msggan_ffhq", "msggan_faces_cpu",
+            "stylegan2_ffhq", "stylegan2_anime", "stylegan2_anime2k_cpu", "stylegan2_faces_cpu", "stylegan_ffhq", "stylegan_faces_cpu",
+            "stylegan3_t_ffhq", "stylegan3_r_ffhq", "stylegan3_anime", "stylegan3_faces_cpu",
             "acgan_mnist", "acgan_anime", "acgan_anime_cpu", "biggan_cifar10", "biggan_anime", "biggan_anime_cpu",
             "sagan_anime", "sagan_anime_cpu", "sngan_cifar10", "projection_cifar10", "sngan_anime", "projection_anime",
             "sngan_anime_cpu", "projection_anime_cpu", "style_transfer", "style_transfer_cpu", "stargan_anime", "stargan_anime_cpu",
@@ -157,6 +168,8 @@ def with_tiny_fid(config: Path, out: Path) -> Path:
             if config.stem != REAL_INCEPTION:
                 callback["init_args"]["feature_extractor"] = {"class_path": "helpers.GreyTinyFeatures"}
         if callback["class_path"] == "callbacks.PPL":
+            callback["init_args"].update(num_samples=4, batch_size=4)
+        if callback["class_path"] == "callbacks.Equivariance":  # one batch of 4 per metric
             callback["init_args"].update(num_samples=4, batch_size=4)
         if callback["class_path"] == "callbacks.ConditionalAccuracy":  # a 2-step classifier scoring 8 samples
             callback["init_args"].update(num_samples=8, batch_size=8, classifier_steps=2, classifier_batch_size=8, classifier_width=4)
@@ -192,6 +205,8 @@ def test_experiment_fits_a_few_steps(config: Path, mnist_root: Path, tmp_path: P
         assert trainer.callback_metrics["metrics/fid"].isfinite()
     if "callbacks.PPL" in callbacks:
         assert trainer.callback_metrics["metrics/ppl"].isfinite()
+    if "callbacks.Equivariance" in callbacks:  # PSNRs in dB; inf only for a bit-exact match
+        assert all(float(trainer.callback_metrics[f"metrics/{name}"]) > 0 for name in ("eqt_int", "eqt_frac", "eqr"))
     if "callbacks.ConditionalAccuracy" in callbacks:  # metrics/cond_acc (one label head) or metrics/cond_acc_<head>
         scores = [v for k, v in trainer.callback_metrics.items() if k.startswith("metrics/cond_acc") and "_real" not in k]
         assert scores and all(0 <= float(v) <= 1 for v in scores)

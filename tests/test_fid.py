@@ -17,6 +17,7 @@ from callbacks import FID
 from datamodules import MNISTDataModule, ToyDataModule
 from gans import DCGAN, GAN
 from gans.errors import ConfigError
+from gans.metrics import protocol
 from gans.metrics.inception import InceptionFeatures, default_weights_path, to_uint8
 
 
@@ -50,9 +51,10 @@ def test_fid_and_kid_match_direct_computations_on_the_same_features(tmp_path: Pa
     fid = FID(every_kimg=0, num_samples=40, num_real=40, batch_size=16, feature_extractor=extractor, cache_dir=str(tmp_path / "cache"))
     model, trainer = small_fit(tmp_path, mnist_root, [fid])
     dataset = trainer.datamodule.real_dataset()
+    reference = protocol.reference_indices(len(dataset), 40, seed=0, labels=dataset.labels)  # random, by class
     model.eval()
     with torch.no_grad():
-        real = extractor(to_uint8(torch.stack([dataset[i][0] for i in range(40)]))).double().numpy()
+        real = extractor(to_uint8(torch.stack([dataset[int(i)][0] for i in reference]))).double().numpy()
         fake = extractor(to_uint8(model.sample_indexed(torch.arange(40)))).double().numpy()
     result = fid.history[-1]
     assert result["train/kimg"] == pytest.approx(2 * 16 / 1000)  # 4 optimizer steps = 2 batches
@@ -66,7 +68,7 @@ def test_real_statistics_are_cached_per_dataset(tmp_path: Path, mnist_root: Path
     cache = tmp_path / "cache"
     first = TinyFeatures()
     small_fit(tmp_path / "a", mnist_root, [FID(every_kimg=0, num_samples=20, num_real=32, feature_extractor=first, cache_dir=str(cache))])
-    assert first.images_seen == 8 + 1 + 32 + 20  # the startup timing on a CPU, probe, real pass, generated
+    assert first.images_seen == 8 + 1 + 32 + 32 + 20  # the startup timing on a CPU, probe, real pass, floor's other set, generated
     files = list(cache.glob("*.pt"))
     assert len(files) == 1 and files[0].name.startswith("MNISTDataModule-1x16x16-") and files[0].name.endswith("-TinyFeatures-n32.pt")
 

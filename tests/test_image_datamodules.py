@@ -95,6 +95,26 @@ def test_grayscale(tmp_path):
     assert images.shape == (4, 1, 8, 8) and dm.data_shape == (1, 8, 8)
 
 
+def test_subset_draws_the_same_random_images_for_a_seed(tmp_path):
+    """``subset`` serves n of the images drawn with ``subset_seed`` (not the first n, not the run's RNG), in file order,
+    each with its own pixels; another seed draws others; the subset is part of the cache key."""
+    root = str(write_folder(tmp_path / "imgs", n=20))
+    full = loaded(root=root, img_resolution=8)
+    torch.manual_seed(1)
+    dm = loaded(root=root, img_resolution=8, subset=6, subset_seed=3, cache="disk", cache_dir=str(tmp_path / "cache"))
+    torch.manual_seed(2)
+    again = loaded(root=root, img_resolution=8, subset=6, subset_seed=3)
+    assert len(dm.real_dataset()) == 6 and dm.names == again.names and dm.names == sorted(dm.names, key=full.names.index)
+    assert dm.names != full.names[:6] and set(dm.names) < set(full.names)
+    index = [full.names.index(name) for name in dm.names]
+    assert torch.equal(all_images(dm), all_images(full)[index])
+    assert loaded(root=root, img_resolution=8, subset=6, subset_seed=4).names != dm.names
+    assert dm.cache_key() != full.cache_key() != loaded(root=root, img_resolution=8, subset=6, subset_seed=4).cache_key()
+    assert loaded(root=root, img_resolution=8, subset=50).names == full.names  # more than there are: all of them
+    with pytest.raises(ConfigError, match="subset"):
+        ImageFolderDataModule(root=root, subset=-1)
+
+
 def test_zip_and_folder_give_the_same_images(tmp_path):
     folder = write_folder(tmp_path / "imgs", n=6, size=(20, 12), sub="nested/deeper")
     archive = zip_folder(folder, tmp_path / "imgs.zip")
@@ -440,6 +460,14 @@ def test_anime_labels_follow_the_tags_file(tmp_path):
     images, batch_labels = next(iter(dm.train_dataloader()))
     assert images.shape == (2, 3, 8, 8) and batch_labels.shape == (2, 2) and batch_labels.dtype == torch.int64
     assert dm.multi_hot(labels).tolist() == [[1, 0, 1, 0], [0, 1, 0, 1], [1, 0, 0, 1]]
+
+
+def test_anime_subset_keeps_each_images_labels(tmp_path):
+    tags = write_anime(tmp_path, TAGS)
+    full, part = anime(tmp_path, tags), anime(tmp_path, tags, subset=2, subset_seed=0)
+    assert len(part.names) == 2 and set(part.names) < set(full.names)
+    for i, name in enumerate(part.names):
+        assert torch.equal(part.real_dataset()[i][1], full.real_dataset()[full.names.index(name)][1])
 
 
 def test_anime_cleaning_options(tmp_path):

@@ -185,7 +185,59 @@ def test_get_loss_pairs_the_right_d_and_g_losses(name, d_expected, g_expected, u
 
 
 def test_loss_names_cover_the_spec():
-    assert set(LOSS_NAMES) == {"minimax", "non_saturating", "least_squares", "wasserstein", "hinge"}
+    assert set(LOSS_NAMES) == {"minimax", "non_saturating", "least_squares", "wasserstein", "hinge",
+                               "relativistic_average", "relativistic_average_hinge"}
+
+
+# Relativistic average losses (Jolicoeur-Martineau 2018, arXiv:1807.00734, section 4.3): each logit relative to the
+# other side's batch mean, D~(x_r) = C(x_r) - mean C(x_f), D~(x_f) = C(x_f) - mean C(x_r); G's loss swaps the roles.
+REL_REAL = [r - mean(FAKE) for r in REAL]
+REL_FAKE = [f - mean(REAL) for f in FAKE]
+
+
+@pytest.mark.parametrize(
+    "name, d_expected, g_expected",
+    [
+        (
+            "relativistic_average",  # RaSGAN: -E log sigmoid(D~(x_r)) - E log(1 - sigmoid(D~(x_f)))
+            mean(-math.log(sigmoid(r)) for r in REL_REAL) + mean(-math.log(1 - sigmoid(f)) for f in REL_FAKE),
+            mean(-math.log(sigmoid(f)) for f in REL_FAKE) + mean(-math.log(1 - sigmoid(r)) for r in REL_REAL),
+        ),
+        (
+            "relativistic_average_hinge",  # RaHinge: E max(0, 1 - D~(x_r)) + E max(0, 1 + D~(x_f))
+            mean(max(0, 1 - r) for r in REL_REAL) + mean(max(0, 1 + f) for f in REL_FAKE),
+            mean(max(0, 1 - f) for f in REL_FAKE) + mean(max(0, 1 + r) for r in REL_REAL),
+        ),
+    ],
+)
+def test_relativistic_average_losses_match_hand_computations(name, d_expected, g_expected):
+    loss = get_loss(name)
+    assert loss.relativistic and not loss.uses_labels
+    assert loss.discriminator(t(REAL), t(FAKE)).item() == pytest.approx(d_expected, rel=1e-10)
+    assert loss.generator_loss(t(FAKE), t(REAL)).item() == pytest.approx(g_expected, rel=1e-10)
+
+
+def test_relativistic_hinge_known_values():
+    """Equal logits everywhere: every relative logit is 0, so both sides pay 1 + 1 = 2; a margin of 2 between the
+    sides (reals 1 above the fakes' mean, fakes 1 below the reals') zeroes D's hinge and doubles G's."""
+    loss = get_loss("relativistic_average_hinge")
+    zeros = torch.zeros(4)
+    assert loss.discriminator(zeros, zeros).item() == pytest.approx(2.0)
+    assert loss.generator_loss(zeros, zeros).item() == pytest.approx(2.0)
+    real, fake = torch.full([4], 1.0), torch.full([4], -1.0)
+    assert loss.discriminator(real, fake).item() == pytest.approx(0.0)
+    assert loss.generator_loss(fake, real).item() == pytest.approx(6.0)  # relu(1 + 2) twice
+
+
+def test_relativistic_g_loss_depends_on_the_real_logits_and_needs_them():
+    """Unlike the absolute losses, G's relativistic loss moves with D(real); without them it is refused in one line."""
+    for name in ("relativistic_average", "relativistic_average_hinge"):
+        loss = get_loss(name)
+        assert loss.generator_loss(t(FAKE), t(REAL)).item() != pytest.approx(loss.generator_loss(t(FAKE), t(REAL) + 1.0).item())
+        with pytest.raises(ValueError, match=f"{name} loss compares") as info:
+            loss.generator_loss(t(FAKE))
+        assert "\n" not in str(info.value)
+    assert get_loss("hinge").generator_loss(t(FAKE), t(REAL)).item() == pytest.approx(-mean(FAKE))  # absolute: real ignored
 
 
 def test_get_loss_unknown_name_lists_the_choices():

@@ -15,7 +15,7 @@ from test_fid import small_fit
 
 from callbacks import FID
 from gans.errors import ConfigError
-from gans.metrics import manifold
+from gans.metrics import manifold, protocol
 from gans.metrics.inception import to_uint8
 from gans.metrics.inception_score import inception_score
 from gans.metrics.manifold import (
@@ -152,9 +152,10 @@ def test_fid_callback_computes_and_logs_them_from_its_own_features(tmp_path: Pat
     fid = FID(every_kimg=0, num_samples=40, num_real=48, batch_size=16, feature_extractor=extractor, cache_dir=str(tmp_path / "cache"))
     model, trainer = small_fit(tmp_path, mnist_root, [fid], logger=CSVLogger(tmp_path, name="csv"))
     dataset = trainer.datamodule.real_dataset()
+    reference = protocol.reference_indices(len(dataset), 48, seed=0, labels=dataset.labels)  # the protocol's reference
     model.eval()
     with torch.no_grad():
-        real, _ = extractor(to_uint8(torch.stack([dataset[i][0] for i in range(48)])))
+        real, _ = extractor(to_uint8(torch.stack([dataset[int(i)][0] for i in reference])))
         fake, logits = extractor(to_uint8(model.sample_indexed(torch.arange(40))))
     result = fid.history[-1]
     for name, value in manifold_metrics(real, fake).items():

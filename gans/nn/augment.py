@@ -107,6 +107,34 @@ def rotate_3d(axis: Tensor, theta: Tensor) -> Tensor:
     return m
 
 
+def warp(images: Tensor, g_inv: Tensor) -> Tensor:
+    """``images [N, C, H, W]`` resampled through ``g_inv [N, 3, 3]`` (output pixel -> input pixel, centred pixel
+    coordinates): bilinear, reflecting about the border pixels' centres. ``warp(warp(x, g), inverse(g))`` is ``x``
+    wherever neither warp reached past the border (exactly for whole-pixel transforms)."""
+    n, channels, height, width = images.shape
+    # Centred pixel coordinates -> grid_sample's [-1, 1] with align_corners=True (pixel centres at +-1).
+    half = torch.tensor([max(width - 1, 1) / 2, max(height - 1, 1) / 2, 1.0], device=images.device)
+    theta = (g_inv.to(half.dtype) / half[None, :, None] * half[None, None, :])[:, :2, :]  # S^-1 @ G_inv @ S
+    grid = F.affine_grid(theta.to(images.dtype), [n, channels, height, width], align_corners=True)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=True)
+
+
+def recolour(images: Tensor, c: Tensor) -> Tensor:
+    """``images [N, C, H, W]`` through ``c [N, 4, 4]`` acting on (r, g, b, 1); a 1-channel image through the mean of
+    the matrix's rows, as the official code."""
+    n, channels, height, width = images.shape
+    c = c.to(images.dtype)
+    flat = images.reshape(n, channels, height * width)
+    if channels == 3:
+        coloured = c[:, :3, :3] @ flat + c[:, :3, 3:]
+    elif channels == 1:
+        c = c[:, :3, :].mean(dim=1, keepdim=True)
+        coloured = flat * c[:, :, :3].sum(dim=2, keepdim=True) + c[:, :, 3:]
+    else:
+        raise ConfigError(f"ADA's colour transforms need 1 or 3 channels, got {channels}: set model.init_args.augment: diffaugment or none.")
+    return coloured.reshape(n, channels, height, width)
+
+
 class AugmentPipe(nn.Module):
     """ADA's ``bgc`` pipeline at probability ``p`` (a buffer: saved in checkpoints; the training loop adapts it).
 
@@ -188,31 +216,19 @@ class AugmentPipe(nn.Module):
         theta = use("hue", (torch.rand(n, device=dev) * 2 - 1) * math.pi * HUE_MAX, zeros)
         c = rotate_3d(v[:3], theta) @ c
         s = use("saturation", torch.exp2(torch.randn(n, device=dev) * SATURATION_STD), ones)
-        c = (vv + (torch.eye(4, device=dev) - vv) * s[:, None, None]) @ c
+        saturate = vv + (torch.eye(4, device=dev) - vv) * s[:, None, None]
+        saturate[:, 3, 3] = 1  # an affine map keeps (r, g, b, 1)'s 1: the official matrix scales it by s, which no output reads
+        c = saturate @ c
         return c, applied
 
     def forward(self, images: Tensor) -> Tensor:
-        n, channels, height, width = images.shape
+        n, _, height, width = images.shape
         if self.transforms & set(GEOMETRIC):
             g, applied = self.geometric_matrix(n, height, width, images)
-            # Centred pixel coordinates -> grid_sample's [-1, 1] with align_corners=True (pixel centres at +-1).
-            half = torch.tensor([max(width - 1, 1) / 2, max(height - 1, 1) / 2, 1.0], device=images.device)
-            theta = (g / half[None, :, None] * half[None, None, :])[:, :2, :]  # S^-1 @ G_inv @ S
-            grid = F.affine_grid(theta.to(images.dtype), [n, channels, height, width], align_corners=True)
-            warped = F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=True)
-            images = torch.where(applied[:, None, None, None], warped, images)
+            images = torch.where(applied[:, None, None, None], warp(images, g), images)
         if self.transforms & set(COLOUR):
             c, applied = self.colour_matrix(n, images)
-            c = c.to(images.dtype)
-            flat = images.reshape(n, channels, height * width)
-            if channels == 3:
-                coloured = c[:, :3, :3] @ flat + c[:, :3, 3:]
-            elif channels == 1:
-                c = c[:, :3, :].mean(dim=1, keepdim=True)
-                coloured = flat * c[:, :, :3].sum(dim=2, keepdim=True) + c[:, :, 3:]
-            else:
-                raise ConfigError(f"ADA's colour transforms need 1 or 3 channels, got {channels}: set model.init_args.augment: diffaugment or none.")
-            images = torch.where(applied[:, None, None, None], coloured.reshape(n, channels, height, width), images)
+            images = torch.where(applied[:, None, None, None], recolour(images, c), images)
         return images
 
     def extra_repr(self) -> str:

@@ -120,6 +120,8 @@ def modulated_conv2d(
     fir_kernel: Tensor | None = None,
     fused: bool = True,
     eps: float = 1e-8,
+    padding: int | None = None,
+    input_gain: Tensor | float | None = None,
 ) -> Tensor:
     """StyleGAN2's weight modulation and demodulation (section 2.2, eq. 1-3).
 
@@ -137,13 +139,21 @@ def modulated_conv2d(
     - ``fused=False``: the input is scaled by ``s``, convolved with the one shared weight and the output
       scaled by the demodulation coefficients (the paper's "implemented by scaling the activations" form;
       faster to train on CPU, where grouped convolutions backpropagate slowly).
+
+    ``padding`` (without ``up``): the zero padding of the convolution; None = ``k // 2`` (same size); StyleGAN3
+    pads ``k - 1`` (a full convolution, its filtered activation crops). ``input_gain`` (a scalar, ``[in]`` or
+    ``[N, in]``) scales the input channels *after* demodulation, which it does not enter: StyleGAN3's
+    ``magnitude_ema^-1/2`` (the official ``input_gain``).
     """
     n, in_channels, h, w = x.shape
     out_channels, _, k, _ = weight.shape
     if up and fir_kernel is None:
         raise ValueError("modulated_conv2d(up=True) needs the FIR kernel that follows the transposed convolution.")
+    if up and padding is not None:
+        raise ValueError("modulated_conv2d(up=True) sets its own padding (exactly twice the size): leave padding None.")
     if not fused:
-        out = _conv_or_up(x * styles.reshape(n, in_channels, 1, 1), weight, up, fir_kernel, groups=1)
+        scales = styles if input_gain is None else styles * input_gain
+        out = _conv_or_up(x * scales.reshape(n, in_channels, 1, 1), weight, up, fir_kernel, groups=1, padding=padding)
         if demodulate:  # sum_ik (s_i w_oik)^2 = sum_i s_i^2 sum_k w_oik^2
             dcoefs = (styles.square() @ weight.square().sum(dim=(2, 3)).t() + eps).rsqrt()
             out = out * dcoefs.reshape(n, out_channels, 1, 1)
@@ -151,15 +161,19 @@ def modulated_conv2d(
     weights = weight.unsqueeze(0) * styles.reshape(n, 1, in_channels, 1, 1)  # [N, O, I, k, k]
     if demodulate:
         weights = weights * (weights.square().sum(dim=(2, 3, 4), keepdim=True) + eps).rsqrt()
-    out = _conv_or_up(x.reshape(1, n * in_channels, h, w), weights.reshape(n * out_channels, in_channels, k, k), up, fir_kernel, groups=n)
+    if input_gain is not None:
+        gains = torch.as_tensor(input_gain, dtype=weights.dtype, device=weights.device).expand(n, in_channels)
+        weights = weights * gains.reshape(n, 1, in_channels, 1, 1)
+    out = _conv_or_up(x.reshape(1, n * in_channels, h, w), weights.reshape(n * out_channels, in_channels, k, k), up, fir_kernel, groups=n,
+                      padding=padding)
     return out.reshape(n, out_channels, *out.shape[2:])
 
 
-def _conv_or_up(x: Tensor, weight: Tensor, up: bool, fir_kernel: Tensor | None, groups: int) -> Tensor:
-    """A same-size convolution, or (``up``) a stride-2 transposed convolution followed by the FIR filter."""
+def _conv_or_up(x: Tensor, weight: Tensor, up: bool, fir_kernel: Tensor | None, groups: int, padding: int | None = None) -> Tensor:
+    """A convolution (``padding`` None: same size), or (``up``) a stride-2 transposed convolution followed by the FIR filter."""
     k = weight.shape[-1]
     if not up:
-        return F.conv2d(x, weight, padding=k // 2, groups=groups)
+        return F.conv2d(x, weight, padding=k // 2 if padding is None else padding, groups=groups)
     # The transposed convolution takes [in, out / groups, k, k] per group.
     out_per_group, in_per_group = weight.shape[0] // groups, weight.shape[1]
     weight = weight.reshape(groups, out_per_group, in_per_group, k, k).transpose(1, 2).reshape(groups * in_per_group, out_per_group, k, k)

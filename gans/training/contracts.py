@@ -17,6 +17,9 @@ The contracts and who relies on them:
   (:mod:`gans.tools.projector`) and, through :class:`StyleSampler`, :class:`callbacks.PPL`. :class:`StyleModel`
   adds what training in W uses (``mapped_latents``: style mixing, the path length regulariser);
   :class:`NoiseLayer` is the optional per-layer noise switch of the style tools' noise figure.
+- :class:`TransformableGenerator` (StyleGAN3's generator: a :class:`StyleGenerator` whose synthesis has an input
+  layer with a user ``transform``): the equivariance tools (:mod:`gans.tools.equivariance_pictures`) and, through
+  :class:`TransformableSampler`, :class:`callbacks.Equivariance`.
 - :class:`GrowingModel` (ProGAN, StyleGAN; required) and :class:`GrowingData` (:class:`datamodules.ImageFolderDataModule`;
   optional): :class:`callbacks.ProgressiveGrowing`. Both extend :class:`TrainingProgress` (the core's counters).
 - :class:`ProgressReporter` (the core's counters, ``max_kimg`` and the latest progress-bar values; optional):
@@ -26,7 +29,8 @@ The contracts and who relies on them:
 - Data, all optional: :class:`ShapedData` (``data_shape``, of a datamodule or a model: :func:`data_shape`),
   :class:`LabelledData` (``num_classes``, checked against a conditional model's),
   :class:`RealImages` and :class:`CacheKeyed` (every :class:`datamodules.base.GANDataModule`): the real images FID
-  and ConditionalAccuracy compare against (:func:`real_dataset`) and the key of their caches; :class:`CacheNamed`,
+  and ConditionalAccuracy compare against (:func:`real_dataset`; FID stratifies its reference by
+  :func:`real_labels`, read from a :class:`LabelledDataset`) and the key of their caches; :class:`CacheNamed`,
   a feature extractor's name in FID's cache.
 
 The protocols' first docstring line is the noun phrase :func:`require` puts in its message.
@@ -38,6 +42,7 @@ import typing
 from typing import Any, Protocol, Sequence, TypeVar, runtime_checkable
 
 import lightning as L
+import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
@@ -111,6 +116,32 @@ class NoiseLayer(Protocol):
     resolution: int
 
 
+@runtime_checkable
+class InputTransform(Protocol):
+    """an input layer with a user transform"""
+
+    transform: Tensor  # [3, 3] buffer: the image is drawn at the coordinates it maps to (identity: as trained)
+
+
+@runtime_checkable
+class TransformableSynthesis(StyleSynthesis, Protocol):
+    """a synthesis network whose input coordinates can be transformed"""
+
+    input: InputTransform
+
+
+@runtime_checkable
+class TransformableGenerator(StyleGenerator, Protocol):
+    """a style-based generator whose image can be translated and rotated through its input transform (StyleGAN3)
+
+    :class:`gans.models.style.stylegan3.StyleGAN3Generator`: its ``synthesis.input.transform`` is the inverse of the
+    transform applied to the image (NVIDIA's ``gen_images.py``).
+    """
+
+    synthesis: TransformableSynthesis
+    c_dim: int  # width of the class vector the mapping takes (0: unconditional)
+
+
 # Sampling.
 
 
@@ -142,6 +173,17 @@ class StyleSampler(Protocol):
 
     label_space: LabelSpace
     sampling_generator: StyleGenerator  # the EMA generator when callbacks.EMA keeps one
+
+
+@runtime_checkable
+class TransformableSampler(Protocol):
+    """a model that samples from a style-based generator with an input transform
+
+    StyleGAN3 (:class:`gans.models.style.stylegan3.StyleGAN3`).
+    """
+
+    label_space: LabelSpace
+    sampling_generator: TransformableGenerator  # the EMA generator when callbacks.EMA keeps one
 
 
 @runtime_checkable
@@ -247,6 +289,16 @@ class RealImages(Protocol):
 
 
 @runtime_checkable
+class LabelledDataset(Protocol):
+    """a dataset that holds its labels
+
+    :class:`datamodules.images.ImageDataset`; read by :func:`real_labels` without decoding an image.
+    """
+
+    labels: Tensor | None  # [N] or [N, heads] (gans.labels); None = unlabelled
+
+
+@runtime_checkable
 class CacheKeyed(Protocol):
     """data with a stable identity, under which statistics are cached"""
 
@@ -337,6 +389,17 @@ def real_dataset(trainer: L.Trainer) -> Dataset:
     if isinstance(datamodule, RealImages):
         return datamodule.real_dataset()
     return trainer.train_dataloader.dataset
+
+
+def real_labels(trainer: L.Trainer, dataset: Dataset) -> Tensor | None:
+    """The labels of :func:`real_dataset`'s items (``[N]`` or ``[N, heads]``) when the datamodule is labelled
+    (:class:`LabelledData` with classes), else None: the dataset's :class:`LabelledDataset` labels, or each item's."""
+    datamodule = trainer.datamodule
+    if not isinstance(datamodule, LabelledData) or not LabelSpace.from_num_classes(datamodule.num_classes).conditional:
+        return None
+    if isinstance(dataset, LabelledDataset) and dataset.labels is not None:
+        return dataset.labels
+    return torch.stack([torch.as_tensor(dataset[i][1]) for i in range(len(dataset))])
 
 
 def ema_name(name: str) -> str:

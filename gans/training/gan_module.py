@@ -21,7 +21,7 @@ Lightning's ``trainer.global_step`` counts optimizer steps of every phase and is
 Public hooks, stable for subclassing (``class MyGAN(DCGAN): def generator_loss(...)``):
 
 - ``discriminator_loss(real, fake, labels) -> Tensor``
-- ``generator_loss(fake, labels) -> Tensor``
+- ``generator_loss(fake, labels, real=None) -> Tensor`` (``real``: the real batch, given for a relativistic loss)
 - ``critic_steps() -> int``
 - ``sample(n, labels=None, z=None) -> Tensor`` (models with truncation apply it here; FID and
   ``predict`` draw through it) and ``forward(z, labels=None)`` (= the generator)
@@ -69,7 +69,7 @@ from gans.training.losses import (
     r1_penalty,
     r2_penalty,
 )
-from gans.training.phases import RATIO_KEY, Phase, correct_optimizer_, lazy_ratio
+from gans.training.phases import RATIO_KEY, Phase, correct_optimizer_, lazy_ratio, lr_ratio
 from gans.training.tricks import instance_noise, label_targets
 
 OptimizerName = Literal["adam", "rmsprop", "sgd"]
@@ -135,6 +135,7 @@ class GANModule(AdversarialModule):
         gradient_clip_val: float = 0.0,
         max_nonfinite_steps: int = 10,
         max_kimg: float = 0.0,
+        lr_decay_fraction: float = 0.0,
         fused_optimizers: bool | None = None,
         augment: AugmentName = "none",
         augment_p: float = 0.0,
@@ -149,7 +150,8 @@ class GANModule(AdversarialModule):
             z_dim: latent size.
             num_classes: classes for conditional models: 0 = unconditional, an int = one class index per
                 sample, a list = one class index per head (e.g. hair and eye colour); see :mod:`gans.labels`.
-            loss: adversarial loss: minimax, non_saturating, least_squares, wasserstein or hinge.
+            loss: adversarial loss: minimax, non_saturating, least_squares, wasserstein, hinge, relativistic_average
+                (RaSGAN) or relativistic_average_hinge (RaHinge; Jolicoeur-Martineau 2018, arXiv:1807.00734).
             n_critic: discriminator steps per generator step.
             optimizer: adam (uses ``betas``), rmsprop or sgd (uses ``momentum``); one per network.
             lr_g: generator learning rate (TTUR: differs from ``lr_d``).
@@ -179,6 +181,8 @@ class GANModule(AdversarialModule):
                 (Trainer's gradient_clip_val does not apply to manual optimization.)
             max_nonfinite_steps: stop after this many batches in a row with a NaN/Inf loss (each skips its update).
             max_kimg: stop training after this many thousand real images; 0 = no limit (StyleGAN's ``--kimg``).
+            lr_decay_fraction: decay both learning rates linearly to 0 over this last fraction of ``max_kimg``
+                (:meth:`decay_learning_rates`); 1 = over the whole run (SNGAN's official ``LinearShift``); 0 = constant.
             fused_optimizers: use torch's fused Adam/SGD kernels, which also skip a non-finite update without a
                 host sync; None = on CUDA without a grad scaler (on a CPU a host read is free; under ``16-mixed`` the
                 scaler skips, and Lightning cannot clip fused optimizers' gradients there).
@@ -226,6 +230,10 @@ class GANModule(AdversarialModule):
                               f"(or ada, starting from it), or augment_p: 0.")
         check_in_range("ada_target", ada_target, 0, 1, "to 0.6 (the paper's)")
         check_positive("ada_kimg", ada_kimg, "to 500 (the paper's)")
+        check_in_range("lr_decay_fraction", lr_decay_fraction, 0, 1, "to e.g. 0.5 (the last half of max_kimg), or 0 for off", closed=True)
+        if lr_decay_fraction > 0 and max_kimg <= 0:
+            raise ConfigError(f"lr_decay_fraction={lr_decay_fraction} decays the learning rates to 0 at max_kimg, and max_kimg is "
+                              f"0 (no limit): set model.init_args.max_kimg, or lr_decay_fraction: 0.")
         self.save_hyperparameters(ignore=["generator", "discriminator"])
         self._check_recorded_settings({name: value for name, value in locals().items() if name in RECORDED_SETTINGS})
         # The running mean path length ``a`` of eq. 4 (saved in the state dict; the same on every rank).
@@ -340,7 +348,7 @@ class GANModule(AdversarialModule):
 
     def fakes_for_g_step(self, fake: Tensor) -> Tensor:
         """What D sees of G's samples in a G step: with instance noise, then through :meth:`augment_for_d`; every
-        ``generator_loss`` (this one, ACGAN's) feeds D through here."""
+        ``generator_loss`` (this one, ACGAN's) feeds D through here, and so does the real batch of a relativistic loss."""
         return self.augment_for_d(instance_noise(fake, self.instance_noise_std()))
 
     def augment_for_d(self, images: Tensor) -> Tensor:
@@ -358,7 +366,8 @@ class GANModule(AdversarialModule):
         return view
 
     def accumulate_ada_signs(self, real_logits: Tensor) -> None:
-        """ADA's overfitting measure: add this batch's sign(D(real)) to ``ada_stats`` (Dmain only; a NaN counts 0)."""
+        """ADA's overfitting measure: add sign(D(real)) of a D call on the augmented reals to ``ada_stats`` (``Dmain``
+        and the lazy ``Dreg``, as the official loss reports ``Loss/signs/real`` in both; a NaN counts 0)."""
         if self.ada_stats is not None:
             signs = real_logits.detach().float().sign().nan_to_num(0.0)
             self.ada_stats[:2] += torch.stack([signs.sum(), torch.tensor(float(signs.numel()), device=signs.device)])
@@ -418,12 +427,25 @@ class GANModule(AdversarialModule):
         self.log_train({f"train/{name}": value.detach() for name, value in terms.items()})
         return loss
 
-    def generator_loss(self, fake: Tensor, labels: Tensor | None = None) -> Tensor:
-        """The adversarial G loss on D's logits for ``fake``; logs ``train/g_loss``."""
+    def generator_loss(self, fake: Tensor, labels: Tensor | None = None, real: Tensor | None = None) -> Tensor:
+        """The adversarial G loss on D's logits for ``fake`` (:meth:`adversarial_g_loss`); logs ``train/g_loss``.
+
+        ``real``: the real batch, given only for a relativistic loss (``adversarial_loss.relativistic``), whose G loss
+        compares D(fake) with D(real); a subclass that overrides this hook passes it on to :meth:`adversarial_g_loss`."""
         logits = self.discriminator(self.fakes_for_g_step(fake), labels)
-        loss = self.adversarial_loss.generator(logits)
+        loss = self.adversarial_g_loss(logits, real, labels)
         self.log_train({"train/g_loss": loss.detach()}, prog_bar=True)
         return loss
+
+    def adversarial_g_loss(self, fake_logits: Tensor, real: Tensor | None, labels: Tensor | None) -> Tensor:
+        """The adversarial G loss on D's logits for the fakes. A relativistic loss (Jolicoeur-Martineau 2018,
+        arXiv:1807.00734) also needs D's logits for the real batch ``real``: D sees it as it sees the fakes here
+        (:meth:`fakes_for_g_step`), without a graph (D is frozen in the G step and the real logits do not depend on G)."""
+        real_logits = None
+        if self.adversarial_loss.relativistic and real is not None:
+            with torch.no_grad():
+                real_logits = self.discriminator(self.fakes_for_g_step(real), labels)
+        return self.adversarial_loss.generator_loss(fake_logits, real_logits)
 
     def after_discriminator_step(self) -> None:
         """Runs after each D optimizer step: WGAN weight clipping."""
@@ -463,6 +485,8 @@ class GANModule(AdversarialModule):
         """Every phase due at this batch: ``batches`` counts this batch from 0, ``g_steps`` ticks on the batch that ends
         ``critic_steps()`` D steps (its count: the G steps before it)."""
         real, labels = self.unpack_batch(batch)
+        if self.lr_decay_share() > 0:
+            self.decay_learning_rates()
         optimizers = self.optimizers()
         g_turn = self.d_steps_since_g + 1 >= self.critic_steps()
         counts = {"batches": self.batches, "g_steps": self.g_steps if g_turn else None}
@@ -494,8 +518,11 @@ class GANModule(AdversarialModule):
 
     def generator_main_loss(self, real: Tensor, labels: Tensor | None) -> Tensor:
         """``Gmain``: :meth:`generator_loss` on as many fresh fakes as real images (conditional models reuse the real
-        batch's labels), plus the path length penalty when ``pl_interval`` is 1 (the official ``Gboth``)."""
-        loss = self.generator_loss(self(self.sample_z(real.shape[0]), labels), labels)
+        batch's labels; a relativistic loss gets the real batch too), plus the path length penalty when ``pl_interval``
+        is 1 (the official ``Gboth``)."""
+        fake = self(self.sample_z(real.shape[0]), labels)
+        relative = {"real": real} if self.adversarial_loss.relativistic else {}  # hooks written before it keep (fake, labels)
+        loss = self.generator_loss(fake, labels, **relative)
         if self.hparams.pl_weight > 0 and self.hparams.pl_interval == 1:
             loss = loss + self.path_length_loss(real, labels)
         return loss
@@ -505,7 +532,9 @@ class GANModule(AdversarialModule):
         batch (:func:`gans.training.losses.r1_penalty`); logs the unweighted penalty as ``train/r1``."""
         hp = self.hparams
         real = real.detach().requires_grad_(True)
-        penalty = r1_penalty(self.discriminator(self.augment_for_d(real), labels), real, self.grad_scale())
+        logits = self.discriminator(self.augment_for_d(real), labels)
+        self.accumulate_ada_signs(logits)  # the official Dreg reports Loss/signs/real too
+        penalty = r1_penalty(logits, real, self.grad_scale())
         self.log_train({"train/r1": penalty.detach()})
         return penalty * (hp.r1_gamma / 2 * hp.r1_interval)
 
@@ -562,6 +591,23 @@ class GANModule(AdversarialModule):
         return real, (labels if self.label_space.conditional else None)
 
     # Schedules and helpers.
+
+    def lr_decay_share(self) -> float:
+        """The last share of ``max_kimg`` over which :meth:`decay_learning_rates` brings both rates to 0 (0 = off):
+        ``lr_decay_fraction``; a subclass with its own switch (SNGAN's ``lr_decay``) overrides this."""
+        return float(self.hparams.get("lr_decay_fraction", 0.0))
+
+    def decay_learning_rates(self) -> None:
+        """The linear decay to 0 over the last ``lr_decay_fraction`` of ``max_kimg``: both networks at
+        ``lr * min(1, (max_kimg - kimg) / (lr_decay_fraction * max_kimg))`` from the images seen before this batch
+        (over the whole run, fraction 1, this is SNGAN's official ``LinearShift``). Computed from the restored counters, so a resumed run continues it;
+        times the lazy-regularisation correction each optimizer was built with (:func:`gans.training.phases.lr_ratio`)."""
+        hp = self.hparams
+        factor = min(1.0, max(0.0, (hp.max_kimg * 1000 - self.images_seen) / (self.lr_decay_share() * hp.max_kimg * 1000)))
+        opt_d, opt_g = self.optimizers()
+        for opt, lr in ((opt_d, hp.lr_d), (opt_g, hp.lr_g)):
+            for group in opt.param_groups:
+                group["lr"] = lr * factor * lr_ratio(group)
 
     def instance_noise_std(self) -> float:
         hp = self.hparams

@@ -174,6 +174,9 @@ class TranslationGAN(AdversarialModule, abc.ABC):
         """
         super().__init__(max_nonfinite_steps=max_nonfinite_steps, gradient_clip_val=gradient_clip_val, max_kimg=max_kimg)
         self.adversarial_loss = get_loss(loss)
+        if self.adversarial_loss.relativistic:  # its G loss needs D(real), which the translation G steps do not compute
+            raise ConfigError(f"{type(self).__name__} does not support the relativistic loss {loss!r}: choose least_squares, "
+                              f"non_saturating, wasserstein, hinge or minimax (model.init_args.loss).")
         check_at_least("n_critic", n_critic, 1)
         check_at_least("lr_constant", lr_constant, 0)
         check_at_least("lr_decay", lr_decay, 0)

@@ -12,6 +12,13 @@ Losses (chosen by name in config, see :data:`LOSS_NAMES`):
 - ``least_squares``   Mao et al. 2017, arXiv:1611.04076, eq. 2 with a=0, b=1, c=1.
 - ``wasserstein``     Arjovsky et al. 2017, arXiv:1701.07875, eq. 3 (critic, no sigmoid).
 - ``hinge``           Lim & Ye 2017, arXiv:1705.02894; Miyato et al. 2018, eq. 16-17.
+- ``relativistic_average``        RaSGAN, Jolicoeur-Martineau 2018, arXiv:1807.00734, section 4.3 (the relativistic
+  average discriminator with the standard GAN's f, Algorithm 2).
+- ``relativistic_average_hinge``  RaHingeGAN, the same paper's hinge variant (section 4.3 and the experiments of
+  section 5); MSG-GAN's loss (Karnewar & Wang 2020, arXiv:1903.06048, section 4).
+
+The relativistic losses compare each logit with the other side's batch mean, so their G loss reads D's logits on
+real data too (:attr:`AdversarialLoss.relativistic`): ``generator(fake, real)``; every other G loss is ``generator(fake)``.
 
 Regularisers:
 
@@ -95,6 +102,35 @@ def hinge_d_loss(real: Tensor, fake: Tensor) -> Tensor:
     return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
 
 
+def _relative(x: Tensor, other: Tensor) -> Tensor:
+    """x - E[other]: a logit read relative to the other side's batch mean (Jolicoeur-Martineau 2018, section 4.3,
+    D~(x) = C(x) - E C(x'); the mean is over this process's batch)."""
+    return x - other.mean()
+
+
+def relativistic_average_d_loss(real: Tensor, fake: Tensor) -> Tensor:
+    """RaSGAN's D loss: -E_r[log sigmoid(C(x_r) - E C(x_f))] - E_f[log(1 - sigmoid(C(x_f) - E C(x_r)))]
+    = E[softplus(-(real - E fake))] + E[softplus(fake - E real)]."""
+    return F.softplus(-_relative(real, fake)).mean() + F.softplus(_relative(fake, real)).mean()
+
+
+def relativistic_average_g_loss(fake: Tensor, real: Tensor) -> Tensor:
+    """RaSGAN's G loss, D's with the roles of real and fake swapped: -E_f[log sigmoid(C(x_f) - E C(x_r))]
+    - E_r[log(1 - sigmoid(C(x_r) - E C(x_f)))]. Only the fake term depends on G; the real logits carry no gradient to it."""
+    return F.softplus(-_relative(fake, real)).mean() + F.softplus(_relative(real, fake)).mean()
+
+
+def relativistic_average_hinge_d_loss(real: Tensor, fake: Tensor) -> Tensor:
+    """RaHinge D loss: E_r[max(0, 1 - (C(x_r) - E C(x_f)))] + E_f[max(0, 1 + (C(x_f) - E C(x_r)))]."""
+    return F.relu(1.0 - _relative(real, fake)).mean() + F.relu(1.0 + _relative(fake, real)).mean()
+
+
+def relativistic_average_hinge_g_loss(fake: Tensor, real: Tensor) -> Tensor:
+    """RaHinge G loss, D's with the roles swapped: E_f[max(0, 1 - (C(x_f) - E C(x_r)))] + E_r[max(0, 1 + (C(x_r) - E C(x_f)))]
+    (as the official MSG-GAN code, BMSG-GAN ``Losses.py``)."""
+    return F.relu(1.0 - _relative(fake, real)).mean() + F.relu(1.0 + _relative(real, fake)).mean()
+
+
 def auxiliary_classifier_loss(class_logits: list[Tensor] | tuple[Tensor, ...], labels: Tensor) -> Tensor:
     """ACGAN's class term -L_C for one set of images (Odena et al. 2017, arXiv:1610.09585, section 3, eq. 3): the negative
     log-likelihood of each image's class under D's softmax classifier, averaged over the batch.
@@ -111,12 +147,24 @@ def auxiliary_classifier_loss(class_logits: list[Tensor] | tuple[Tensor, ...], l
 
 @dataclass(frozen=True)
 class AdversarialLoss:
-    """A pair of D and G losses. ``uses_labels``: whether label targets (smoothing, soft/noisy labels) apply."""
+    """A pair of D and G losses. ``uses_labels``: whether label targets (smoothing, soft/noisy labels) apply.
+    ``relativistic``: the G loss needs D's logits on real data as well, ``generator(fake, real)`` (the G step must
+    compute them); otherwise ``generator(fake)``. Call the G loss through :meth:`generator_loss`."""
 
     name: str
     discriminator: Callable[..., Tensor]
-    generator: Callable[[Tensor], Tensor]
+    generator: Callable[..., Tensor]
     uses_labels: bool
+    relativistic: bool = False
+
+    def generator_loss(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
+        """The G loss on D's logits for the fakes and, for a relativistic loss, for the real batch (``real``)."""
+        if not self.relativistic:
+            return self.generator(fake)
+        if real is None:
+            raise ConfigError(f"The {self.name} loss compares D's logits on fakes with those on real images, but the G step gave "
+                              f"none: pass the real batch to generator_loss(fake, labels, real=real), or choose another loss.")
+        return self.generator(fake, real)
 
 
 _LOSSES = {
@@ -125,6 +173,12 @@ _LOSSES = {
     "least_squares": AdversarialLoss("least_squares", least_squares_d_loss, least_squares_g_loss, uses_labels=True),
     "wasserstein": AdversarialLoss("wasserstein", wasserstein_d_loss, wasserstein_g_loss, uses_labels=False),
     "hinge": AdversarialLoss("hinge", hinge_d_loss, wasserstein_g_loss, uses_labels=False),
+    "relativistic_average": AdversarialLoss(
+        "relativistic_average", relativistic_average_d_loss, relativistic_average_g_loss, uses_labels=False, relativistic=True
+    ),
+    "relativistic_average_hinge": AdversarialLoss(
+        "relativistic_average_hinge", relativistic_average_hinge_d_loss, relativistic_average_hinge_g_loss, uses_labels=False, relativistic=True
+    ),
 }
 LOSS_NAMES: tuple[str, ...] = tuple(_LOSSES)
 

@@ -7,7 +7,8 @@ G has two 1200-unit ReLU layers, D two maxout layers of 240 units with 5 pieces 
 
 Deviations from the paper:
 - G ends in tanh and data are scaled to [-1, 1] (the paper: sigmoid and [0, 1]).
-- z ~ N(0, I) instead of U[-sqrt(3), sqrt(3)]; the momentum ramp to 0.7 and the lr decay are omitted.
+- z ~ N(0, I) instead of U[-sqrt(3), sqrt(3)]; the momentum ramp to 0.7 and the released code's lr decay are omitted
+  (GANModule's linear decay over the run's last part, ``lr_decay_fraction``, is there instead: the quickstart uses it).
 """
 
 from __future__ import annotations

@@ -316,12 +316,13 @@ class ACGAN(GANModule):
         self.log_train({"train/d_loss": loss.detach()}, prog_bar=True)
         return loss
 
-    def generator_loss(self, fake: Tensor, labels: Tensor | None = None) -> Tensor:
-        """The adversarial G loss + aux_weight * ``-L_C`` on the fakes (G maximises L_C - L_S); logs ``train/g_aux``."""
+    def generator_loss(self, fake: Tensor, labels: Tensor | None = None, real: Tensor | None = None) -> Tensor:
+        """The adversarial G loss + aux_weight * ``-L_C`` on the fakes (G maximises L_C - L_S); logs ``train/g_aux``.
+        ``real``: the real batch, for a relativistic loss."""
         self.label_space.check(labels, "ACGAN generator_loss")
         logits, classes = self.discriminator.heads(self.fakes_for_g_step(fake))
         aux = auxiliary_classifier_loss(classes, labels)
-        loss = self.adversarial_loss.generator(logits) + self.hparams.aux_weight * aux
+        loss = self.adversarial_g_loss(logits, real, labels) + self.hparams.aux_weight * aux
         self.log_train({"train/g_aux": aux.detach()})
         self.log_train({"train/g_loss": loss.detach()}, prog_bar=True)
         return loss

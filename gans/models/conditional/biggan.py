@@ -376,9 +376,9 @@ class BigGAN(GANModule):
         the shared embedding's (the official ``blacklist=G.shared.parameters()``)."""
         return [p for name, p in self.generator.named_parameters() if p.dim() >= 2 and not name.startswith("shared.")]
 
-    def generator_loss(self, fake: Tensor, labels: Tensor | None = None) -> Tensor:
+    def generator_loss(self, fake: Tensor, labels: Tensor | None = None, real: Tensor | None = None) -> Tensor:
         """The hinge G loss plus ``ortho_beta / 2 * orthogonal_penalty`` (the official gradient; logged as ``train/ortho``)."""
-        loss = super().generator_loss(fake, labels)
+        loss = super().generator_loss(fake, labels, real)
         beta = self.hparams.ortho_beta
         if beta > 0:
             penalty = orthogonal_penalty(self.orthogonal_weights())

@@ -52,7 +52,7 @@ Deviations from the papers:
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Sequence
+from typing import Literal, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +64,6 @@ from gans.nn.conditional import ConditionalBatchNorm2d, ProjectionHead
 from gans.nn.resnet import DiscriminatorBlock, GeneratorBlock
 from gans.nn.spectral import sn_conv2d, weight_of
 from gans.training.gan_module import GANModule
-from gans.training.phases import lr_ratio
 
 Architecture = Literal["resnet", "cnn"]
 RESNET_RESOLUTIONS = (32, 64)
@@ -275,6 +274,8 @@ class SNGAN(GANModule):
         heads = LabelSpace.from_num_classes(num_classes).heads
         if lr_decay and not kwargs.get("max_kimg"):
             raise ConfigError("lr_decay decays the learning rates to 0 at max_kimg: set model.init_args.max_kimg, or lr_decay: false.")
+        if lr_decay and kwargs.get("lr_decay_fraction", 0) not in (0, 1):
+            raise ConfigError("lr_decay decays over the whole run, lr_decay_fraction over its last part: set one of them.")
         super().__init__(
             generator=SNGANGenerator(z_dim, img_resolution, img_channels, architecture, g_ch, heads),
             discriminator=SNGANDiscriminator(img_resolution, img_channels, architecture, d_ch, heads),
@@ -289,20 +290,9 @@ class SNGAN(GANModule):
         )
         self.data_shape = (img_channels, img_resolution, img_resolution)
 
-    def training_step(self, batch: Any, batch_idx: int) -> None:
-        if self.hparams.lr_decay:
-            self.decay_learning_rates()
-        super().training_step(batch, batch_idx)
-
-    def decay_learning_rates(self) -> None:
-        """``lr * (1 - kimg / max_kimg)`` for both networks from the images seen before this batch (the official
-        code's ``LinearShift`` to 0 over the run); computed from the restored counters, so a resumed run continues it."""
-        hp = self.hparams
-        factor = max(0.0, 1.0 - self.images_seen / (hp.max_kimg * 1000))
-        opt_d, opt_g = self.optimizers()
-        for opt, lr in ((opt_d, hp.lr_d), (opt_g, hp.lr_g)):
-            for group in opt.param_groups:  # times the lazy-regularisation correction the optimizer was built with
-                group["lr"] = lr * factor * lr_ratio(group)
+    def lr_decay_share(self) -> float:
+        """``lr_decay``: GANModule's linear decay over the whole run (the official code's ``LinearShift``)."""
+        return 1.0 if self.hparams.lr_decay else super().lr_decay_share()
 
 
 class ProjectionGAN(SNGAN):

@@ -46,6 +46,13 @@ every 16 batches and path length regularisation (eq. 4; weight 2, decay 0.01, ha
 each its own training phase from the first batch on (:mod:`gans.training.phases`), with the optimizers' lr
 and Adam betas corrected for the intervals; style mixing 0.9, Adam lr 0.002 betas (0, 0.99), G EMA with a
 10 kimg half-life (:class:`callbacks.EMA`). No progressive growing.
+
+Augmentation: adaptive discriminator augmentation by default (``augment: ada``; Karras et al. 2020, "Training
+Generative Adversarial Networks with Limited Data", arXiv:2006.06676), as the official stylegan2-ada-pytorch
+``train.py`` (``--aug=ada``: the ``bgc`` pipeline, target 0.6, p adjusted every 4 batches, 0 to 1 in 500 kimg;
+:class:`gans.nn.augment.AugmentPipe`). p starts at 0 and rises only while D overfits (r_t > 0.6), so on a large set
+it stays near 0. ``augment: none`` is the StyleGAN2 paper's recipe (the official command that reproduces config F
+passes ``--aug=noaug``; ``experiments/stylegan2_ffhq.yaml`` does the same).
 """
 
 from __future__ import annotations
@@ -64,6 +71,7 @@ from gans.models.style.base import StyleBasedGAN, StyleGenerator, check_noise_mo
 from gans.nn.equalized import EqualizedConv2d, EqualizedLinear, MinibatchStdDev
 from gans.nn.resample import BINOMIAL_4, FIRFilter, upfirdn2d
 from gans.nn.style import MappingNetwork, lrelu_agc, modulated_conv2d
+from gans.training.gan_module import AugmentName
 
 Architecture = Literal["orig", "skip", "resnet"]
 ARCHITECTURES = ("orig", "skip", "resnet")
@@ -339,7 +347,13 @@ class StyleGAN2Discriminator(nn.Module):
 RESAMPLE_FILTER_KEY = "resample_filter"
 
 
-def convert_official_state_dict(state_dict: Mapping[str, Tensor], network: nn.Module, name: str = "network") -> dict[str, Tensor]:
+def convert_official_state_dict(
+    state_dict: Mapping[str, Tensor],
+    network: nn.Module,
+    name: str = "network",
+    model: str = "StyleGAN2",
+    settings: str = "img_resolution, channel_base, channel_max, mapping_layers, num_classes and architectures",
+) -> dict[str, Tensor]:
     """An official stylegan2-ada-pytorch ``state_dict()`` of G or D, checked against ``network`` and ready for its
     ``load_state_dict``.
 
@@ -347,7 +361,8 @@ def convert_official_state_dict(state_dict: Mapping[str, Tensor], network: nn.Mo
     this checks is that every tensor exists on both sides with the same shape, and that the official FIR
     ``resample_filter`` buffers (which our :class:`gans.nn.resample.FIRFilter` rebuilds from its taps and does
     not save) hold the filter we use. A missing or extra key, or a shape that differs (another resolution,
-    channel count, mapping depth or class count), is a :class:`ConfigError` naming it.
+    channel count, mapping depth or class count), is a :class:`ConfigError` naming it and the ``settings`` of
+    ``model`` to build it with (StyleGAN3's converter shares this one).
     """
     ours = network.state_dict()
     converted, problems = {}, []
@@ -369,8 +384,8 @@ def convert_official_state_dict(state_dict: Mapping[str, Tensor], network: nn.Mo
     if problems:
         shown = "; ".join(problems[:6]) + (f"; and {len(problems) - 6} more" if len(problems) > 6 else "")
         raise ConfigError(
-            f"The official {name} state dict does not fit this StyleGAN2 ({shown}): build the model with the official "
-            f"network's img_resolution, channel_base, channel_max, mapping_layers, num_classes and architectures."
+            f"The official {name} state dict does not fit this {model} ({shown}): build the model with the official "
+            f"network's {settings}."
         )
     return converted
 
@@ -379,7 +394,8 @@ def convert_official_state_dict(state_dict: Mapping[str, Tensor], network: nn.Mo
 
 
 class StyleGAN2(StyleBasedGAN):
-    """StyleGAN2's networks and training recipe (config F by default), lazy R1 and path length included.
+    """StyleGAN2's networks and training recipe (config F by default), lazy R1 and path length included, with ADA
+    (``augment: ada``) as the official code's default; ``augment: none`` for the paper's config F.
 
     Add :class:`callbacks.EMA` (``half_life_kimg: 10``) as ``experiments/stylegan2_ffhq.yaml`` does; set
     ``r1_gamma`` for the data (the presets' table above).
@@ -414,6 +430,7 @@ class StyleGAN2(StyleBasedGAN):
         pl_interval: int = 4,
         pl_batch_shrink: int = 2,
         pl_decay: float = 0.01,
+        augment: AugmentName = "ada",
         **kwargs: Any,
     ) -> None:
         """
@@ -446,6 +463,9 @@ class StyleGAN2(StyleBasedGAN):
             pl_interval: path length every this many G steps (4); 1 = in every G step.
             pl_batch_shrink: the path length batch is the training batch divided by this (2).
             pl_decay: decay of the running mean path length (0.01).
+            augment: what D sees (:class:`gans.training.gan_module.GANModule`): ``ada`` by default, as the official
+                code (StyleGAN2-ADA; ``ada_target`` 0.6, ``ada_kimg`` 500, ``ada_interval`` 4); ``none`` for the
+                StyleGAN2 paper's recipe; ``fixed`` or ``diffaugment``.
             **kwargs: the training recipe of :class:`gans.training.gan_module.GANModule` (max_kimg, ...).
         """
         generator = StyleGAN2Generator(z_dim, w_dim, img_resolution, img_channels, num_classes, mapping_layers, mapping_lr_multiplier,
@@ -470,6 +490,7 @@ class StyleGAN2(StyleBasedGAN):
             pl_interval=pl_interval,
             pl_batch_shrink=pl_batch_shrink,
             pl_decay=pl_decay,
+            augment=augment,
             **kwargs,
         )
         self.data_shape = (img_channels, img_resolution, img_resolution)
