@@ -16,22 +16,19 @@ its reference (non-CUDA) ops, takes about 22 s per such batch (the issue's measu
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import warnings
 from pathlib import Path
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from throughput import StepTimer, wait_until_quiet  # noqa: E402
+from throughput import device_label, make_loader, time_fit
 
-from gans import StyleGAN2  # noqa: E402
+from gans import StyleGAN2
 
 OFFICIAL_SECONDS_PER_BATCH = 22.0
 BATCH = 8
@@ -57,21 +54,14 @@ def main(argv: list[str] | None = None) -> None:
     model = build()
     n_g = sum(p.numel() for p in model.generator.parameters())
     n_d = sum(p.numel() for p in model.discriminator.parameters())
-    total = args.warmup + args.batches
-    images = torch.rand(total * BATCH, 3, 64, 64).mul_(2).sub_(1)
-    loader = DataLoader(TensorDataset(images, torch.zeros(len(images))), batch_size=BATCH, drop_last=True)
-    timer = StepTimer(args.warmup, args.batches)
-    trainer = L.Trainer(accelerator=args.accelerator, devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[timer])
-    if args.quiet_wait > 0:
-        wait_until_quiet(args.quiet_wait)
-    trainer.fit(model, loader)
-    seconds = timer.meter.seconds / args.batches
-    device = torch.cuda.get_device_name() if args.accelerator == "gpu" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    loader = make_loader((3, 64, 64), args.warmup + args.batches, seed=0, batch=BATCH)
+    meter = time_fit(model, loader, args.warmup, args.batches, args.accelerator, args.quiet_wait)
+    seconds = meter.seconds / args.batches
+    device = device_label(args.accelerator)
     print(f"StyleGAN2 auto-64: G {n_g:,} / D {n_d:,} parameters, batch {BATCH}, fp32, {device}")
     print(f"{seconds:.2f} s per batch ({BATCH / seconds:.2f} img/s) over {args.batches} batches; "
           f"official reference ops: {OFFICIAL_SECONDS_PER_BATCH:.0f} s per batch -> {OFFICIAL_SECONDS_PER_BATCH / seconds:.1f}x faster; "
-          f"other processes used {timer.meter.foreign_load:.0%} of the CPUs meanwhile")
+          f"other processes used {meter.foreign_load:.0%} of the CPUs meanwhile")
 
 
 if __name__ == "__main__":

@@ -44,8 +44,8 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import lightning as L
 import torch
@@ -57,7 +57,7 @@ from gans.training.losses import get_loss
 from gans.training.tricks import label_targets
 
 BATCH = 64
-ADAM = dict(lr=2e-4, betas=(0.5, 0.999))
+ADAM = {"lr": 2e-4, "betas": (0.5, 0.999)}
 
 
 @dataclass(frozen=True)
@@ -93,12 +93,12 @@ CASES = {
 }
 
 
-def make_loader(shape: tuple[int, ...], n_batches: int, seed: int) -> DataLoader:
+def make_loader(shape: tuple[int, ...], n_batches: int, seed: int, batch: int = BATCH) -> DataLoader:
     """Random images in [-1, 1], kept in memory, with labels (as the real datamodules give)."""
     g = torch.Generator().manual_seed(seed)
-    images = torch.rand(n_batches * BATCH, *shape, generator=g).mul_(2).sub_(1)
-    labels = torch.randint(0, 10, (n_batches * BATCH,), generator=g)
-    return DataLoader(TensorDataset(images, labels), batch_size=BATCH, shuffle=True, drop_last=True, num_workers=0)
+    images = torch.rand(n_batches * batch, *shape, generator=g).mul_(2).sub_(1)
+    labels = torch.randint(0, 10, (n_batches * batch,), generator=g)
+    return DataLoader(TensorDataset(images, labels), batch_size=batch, shuffle=True, drop_last=True, num_workers=0)
 
 
 # Noise: the machine is shared, so measure how much CPU other processes took meanwhile.
@@ -162,14 +162,13 @@ class StepTimer(L.Callback):
             self.meter.stop()
 
 
-def run_lightning(case: Case, warmup: int, steps: int, seed: int) -> tuple[float, float]:
-    """Images per second of ``Trainer.fit`` over exactly ``warmup + steps`` batches."""
-    torch.manual_seed(seed)
-    module = case.build()
-    loader = make_loader(case.shape, warmup + steps, seed)
+def time_fit(module: L.LightningModule, loader: DataLoader, warmup: int, steps: int, accelerator: str = "cpu",
+             quiet_wait: float = 0.0) -> Meter:
+    """``Trainer.fit(module, loader)`` for one epoch (``warmup + steps`` batches), timing the last ``steps``; waits up to
+    ``quiet_wait`` s for other processes to go quiet just before the fit (0 = don't wait)."""
     timer = StepTimer(warmup, steps)
     trainer = L.Trainer(
-        accelerator="cpu",
+        accelerator=accelerator,
         devices=1,
         max_epochs=1,
         logger=False,
@@ -178,9 +177,25 @@ def run_lightning(case: Case, warmup: int, steps: int, seed: int) -> tuple[float
         enable_model_summary=False,
         callbacks=[timer],
     )
+    if quiet_wait > 0:
+        wait_until_quiet(quiet_wait)
     trainer.fit(module, loader)
     assert module.g_steps == warmup + steps, (module.g_steps, warmup + steps)
-    return steps * BATCH / timer.meter.seconds, timer.meter.foreign_load
+    return timer.meter
+
+
+def device_label(accelerator: str) -> str:
+    """The GPU's name, or the CPU and torch's thread count."""
+    if accelerator == "gpu":
+        return torch.cuda.get_device_name()
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
+
+
+def run_lightning(case: Case, warmup: int, steps: int, seed: int) -> tuple[float, float]:
+    """Images per second of ``Trainer.fit`` over exactly ``warmup + steps`` batches."""
+    torch.manual_seed(seed)
+    meter = time_fit(case.build(), make_loader(case.shape, warmup + steps, seed), warmup, steps)
+    return steps * BATCH / meter.seconds, meter.foreign_load
 
 
 # Plain PyTorch.
