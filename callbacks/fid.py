@@ -109,7 +109,7 @@ class FID(KimgMetric):
                 ``(features [N, F], class logits [N, K])`` (then the Inception Score can be computed);
                 None = the standard FID Inception (:class:`gans.metrics.inception.InceptionFeatures`, features only).
             kid: also compute KID.
-            kid_subset_size: images per KID subset (capped at the number of images).
+            kid_subset_size: images per KID subset (at most half the smaller set: :func:`gans.metrics.protocol.kid_subset_size`).
             kid_subsets: KID subsets.
             precision_recall: also compute precision and recall (k = 3; cheap next to the feature extraction, but the
                 real features are kept and cached, as KID does); None = when there are more than 3 generated and real
@@ -330,7 +330,7 @@ class FID(KimgMetric):
         sync = distributed.metric_sync(strategy)  # metric states reduced through the Lightning strategy, on any launcher
         self._metrics = {"fid": FrechetInceptionDistance(feature=protocol.Precomputed(num_features), reset_real_features=False, **sync)}
         if self.kid:
-            subset = min(self.kid_subset_size, num_real, self.num_samples)
+            subset = protocol.kid_subset_size(self.kid_subset_size, num_real, self.num_samples)
             self._metrics["kid"] = KernelInceptionDistance(
                 feature=protocol.Precomputed(num_features), subsets=self.kid_subsets, subset_size=subset, reset_real_features=False, **sync
             )

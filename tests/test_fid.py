@@ -59,9 +59,10 @@ def test_fid_and_kid_match_direct_computations_on_the_same_features(tmp_path: Pa
     result = fid.history[-1]
     assert result["train/kimg"] == pytest.approx(2 * 16 / 1000)  # 4 optimizer steps = 2 batches
     assert result["metrics/fid"] == pytest.approx(frechet_distance(real, fake), rel=1e-4)
-    # Subsets of all 40 images: every subset is the whole set, so KID is the plain unbiased MMD^2.
-    assert result["metrics/kid"] == pytest.approx(unbiased_mmd2(real, fake), rel=1e-4, abs=1e-7)
-    assert result["metrics/kid_std"] == pytest.approx(0.0, abs=1e-5 * result["metrics/kid"])  # float32 summation order only
+    # Subsets of half the 40 images (gans.metrics.protocol.kid_subset_size): the mean over subsets of their unbiased
+    # MMD^2 estimates the whole set's, and the subsets differ, so the std is a spread (a whole-set subset read 0).
+    assert result["metrics/kid"] == pytest.approx(unbiased_mmd2(real, fake), rel=2e-2)
+    assert 0 < result["metrics/kid_std"] < 0.2 * result["metrics/kid"]
 
 
 def test_real_statistics_are_cached_per_dataset(tmp_path: Path, mnist_root: Path) -> None:

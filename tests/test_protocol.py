@@ -1,6 +1,7 @@
 """gans.metrics.protocol: a random but reproducible reference, stratified by class; the real-vs-real floor on disjoint
 sets; KID with its std; result files keyed by the whole config; and callbacks.FID on that reference."""
 
+import math
 from pathlib import Path
 
 import lightning as L
@@ -120,3 +121,14 @@ def test_fid_callback_compares_with_the_seeded_reference_and_logs_the_floor(tmp_
     assert float(trainer.callback_metrics["metrics/fid_floor"]) == pytest.approx(floor.fid, rel=1e-4)
     assert float(trainer.callback_metrics["metrics/kid_floor"]) == pytest.approx(floor.kid, rel=1e-3, abs=1e-6)
     assert fid.history[-1]["metrics/kid_std"] >= 0
+
+
+def test_kid_subsets_are_at_most_half_the_set_so_the_std_measures_a_spread() -> None:
+    """With subsets as large as the sets (N = 500 and the default 1000 capped at N), every subset was the whole set
+    and KID's std read 0 (the ACGAN ablation's first row said ``± 0.00``)."""
+    assert protocol.kid_subset_size(1000, 500, 500) == 250
+    assert protocol.kid_subset_size(1000, 5000, 4000) == 1000
+    generator = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(2, 60, 8, generator=generator)
+    mean, std = protocol.kernel_inception_distance(real, fake + 0.3, subsets=10)
+    assert std > 0 and math.isfinite(mean)

@@ -39,7 +39,7 @@ from gans.metrics import inception_score as inception_score_
 from gans.metrics import manifold
 
 KID_SUBSETS = 100  # torchmetrics' default, as Binkowski et al.'s code
-KID_SUBSET_SIZE = 1000  # Binkowski et al. 2018, section 5; capped at the set sizes
+KID_SUBSET_SIZE = 1000  # Binkowski et al. 2018, section 5; capped at half the smaller set (:func:`kid_subset_size`)
 FLOOR_SEED_OFFSET = 1  # the floor's second set is drawn with seed + 1 from the items the first left
 CONFIG_HASH_LENGTH = 10  # hex digits of the config's SHA-1 in a result file's name
 
@@ -133,11 +133,18 @@ def frechet_distance(real: Tensor, fake: Tensor) -> float:
     return float(fid.compute())
 
 
+def kid_subset_size(requested: int, num_real: int, num_fake: int) -> int:
+    """Images per KID subset: ``requested``, at most half the smaller set. A subset as large as the set is the set
+    itself every time, and the standard deviation over subsets would read 0 whatever the spread."""
+    return max(2, min(requested, num_real // 2, num_fake // 2))
+
+
 def kernel_inception_distance(real: Tensor, fake: Tensor, subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE,
                               seed: int = 0) -> tuple[float, float]:
-    """KID's (mean, std) over ``subsets`` random subsets of ``min(subset_size, N, M)`` of each set; the subsets drawn
-    from ``seed`` (the global RNG is left as it was)."""
-    kid = KernelInceptionDistance(feature=Precomputed(real.shape[1]), subsets=subsets, subset_size=min(subset_size, len(real), len(fake)))
+    """KID's (mean, std) over ``subsets`` random subsets of :func:`kid_subset_size` images of each set; the subsets
+    drawn from ``seed`` (the global RNG is left as it was)."""
+    size = kid_subset_size(subset_size, len(real), len(fake))
+    kid = KernelInceptionDistance(feature=Precomputed(real.shape[1]), subsets=subsets, subset_size=size)
     kid.update(real, real=True)
     kid.update(fake, real=False)
     with torch.random.fork_rng(devices=[]):

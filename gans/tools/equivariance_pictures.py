@@ -86,11 +86,15 @@ def neighbourhood_average(
     return central, torch.stack(averages)
 
 
+MIN_SIDE = 96  # pixels of a picture's cell: a 32 px run's cells are enlarged 3x so the titles fit
+
+
 def texture_sticking_picture(columns: Sequence[tuple[str, Tensor, Tensor]]) -> np.ndarray:
     """The figure as ``[H, W, 3]`` uint8: for each ``(name, central, average)`` (e.g. StyleGAN2's, then StyleGAN3's)
     a column of central images and one of averages, a row per seed; images of lower resolution are enlarged (nearest)
-    to the largest."""
+    to the largest, and all by a whole factor to at least ``MIN_SIDE`` pixels, so that the column titles fit."""
     side = max(t.shape[-1] for _, central, average in columns for t in (central, average))
+    side *= -(-MIN_SIDE // side)  # the whole factor that brings the largest to at least MIN_SIDE
 
     def fit(images: Tensor) -> Tensor:
         images = images.float().cpu()
