@@ -8,13 +8,15 @@ For each ``--config``:
    stamped with the config and overrides (``fit_key.json``), and ``--skip-fit`` / ``--continue-to`` refuse a folder
    stamped with another;
 2. for every kimg checkpoint (``KimgCheckpoint``), draws ``--num`` samples numbered 0 ... num-1 through the
-   model's ``sample_indexed`` (EMA generator when the run kept one) and evaluates them with the protocol of
+   model's ``sample_indexed`` (EMA generator when the run kept one; a conditional model's sample i asked for the
+   label of the i-th real reference image, :func:`gans.metrics.protocol.fake_labels`) and evaluates them with the protocol of
    :mod:`gans.metrics.protocol`: FID, KID (mean ± std), precision and recall against ``--num`` real images of the
    config's datamodule at its resolution drawn at random with ``--seed`` (stratified by class for a conditional config;
    unflipped; TF FID Inception, about 5 images/s on 2 cores), with N and the real-vs-real floor at that N beside every
    number (the real features and the floor are cached in ``benchmarks/out/real_features_[<data>_]<res>px_<num>_ref<seed>[s].pt``);
    for a conditional model also the conditional accuracy per label head (:class:`callbacks.ConditionalAccuracy`'s
-   classifier, trained once on the real labels with ``--classifier-steps`` and cached in ``benchmarks/out/classifiers``)
+   classifier, trained once on the real labels with ``--classifier-steps`` and cached in ``benchmarks/out/classifiers``,
+   on ``--num`` samples whose labels walk over every class, so each class counts equally, as in the callback)
    and the within-class diversity (:func:`within_class_spread` of the samples asked for each class of the first head,
    divided by that of the real images of each class: below 1 = less varied than the data, mode collapse); for a model
    with ADA also its p and last r_t at the checkpoint (``augment_p``, ``ada_rt``). A limited-data config (``subset``)
@@ -194,8 +196,8 @@ def save_class_grid(model, datamodule, path: Path, columns: int = 10) -> None:
 
 
 def conditional_accuracy(model, classifier: LabelClassifier, num: int) -> list[float]:
-    """Per head, the share of samples 0 ... num-1 (each with the i-th label of the fixed walk over the classes) that
-    the classifier assigns to the class asked for."""
+    """Per head, the share of samples 0 ... num-1 (each with the i-th label of the fixed walk over the classes, so
+    every class counts equally, not the reference's class mix) that the classifier assigns to the class asked for."""
     correct = torch.zeros(len(model.label_space.heads))
     for indices in torch.arange(num).split(100):
         labels = model.label_space.for_indices(indices).reshape(len(indices), -1)
@@ -225,6 +227,17 @@ def augment_state(model) -> dict:
 
 def kimg_of(checkpoint: Path) -> float:
     return float(re.search(r"kimg([\d.]+)", checkpoint.stem).group(1).rstrip("."))
+
+
+def checkpoints_at(checkpoints: list[Path], at: list[float]) -> list[Path]:
+    """For each kimg of ``at``, the first of ``checkpoints`` (sorted by kimg) at or past it: a checkpoint is written
+    at the first batch end past each multiple of its interval, so at batch 64 the "10 kimg" one is ``kimg00010.048``."""
+    chosen = []
+    for kimg in sorted(at):
+        first = next((c for c in checkpoints if kimg_of(c) >= kimg - 1e-9), None)
+        if first is not None and first not in chosen:
+            chosen.append(first)
+    return chosen
 
 
 def data_overrides(config: dict) -> list[str]:
@@ -261,7 +274,10 @@ def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFe
     fit_key = {"config": str(config_path.resolve().relative_to(REPO)), "contents": config, "overrides": overrides}
     run = OUT / name
     check_run_folder(run, fit_key, fresh=not (skip_fit or continue_to))
-    result_file = protocol.result_path(RESULTS, name, {**fit_key, "num": num, "seed": seed, "extractor": extractor.cache_name})
+    key = {**fit_key, "num": num, "seed": seed, "extractor": extractor.cache_name}
+    if label_heads(config):
+        key["fake_labels"] = "reference"  # conditional samples take the reference's labels (a new curve since they walked over the classes)
+    result_file = protocol.result_path(RESULTS, name, key)
     summary: dict = {"config": fit_key["config"], "num_samples": num, "reference_seed": seed, "torch": torch.__version__}
     if overrides:
         summary["overrides"] = overrides
@@ -287,7 +303,7 @@ def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFe
     checkpoints = sorted(run.rglob("kimg*.ckpt"), key=kimg_of)
     if not checkpoints:
         raise SystemExit(f"No kimg checkpoints under {run}: run without --skip-fit first.")
-    chosen = [c for c in checkpoints if kimg_of(c) in at] if at else checkpoints[every - 1 :: every]
+    chosen = checkpoints_at(checkpoints, at) if at else checkpoints[every - 1 :: every]
     if chosen[-1:] != checkpoints[-1:]:
         chosen.append(checkpoints[-1])
     resolution = config["data"]["init_args"]["img_resolution"]
@@ -296,12 +312,13 @@ def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFe
                    {"fid": round(floor.fid, 1), "kid_x1e3": round(floor.kid * 1e3, 1), "kid_std_x1e3": round(floor.kid_std * 1e3, 1), "n": floor.n})
     cls = model_class(config)
     heads = label_heads(config)
-    classifier = None
+    classifier, reference_labels = None, None
     if heads:
         classifier, real_accuracy, names = label_classifier(config, resolution, heads, classifier_steps)
         summary.update(cond_acc_heads=names, cond_acc_real=real_accuracy, cond_acc_chance=[round(1 / k, 3) for k in heads])
         dataset = real_datamodule(config, resolution).real_dataset()
-        real_classes = torch.stack([torch.as_tensor(dataset[int(i)][1]).reshape(-1)[0] for i in reference])
+        reference_labels = torch.stack([torch.as_tensor(dataset[int(i)][1]) for i in reference])
+        real_classes = reference_labels.reshape(len(reference), -1)[:, 0]
         real_spread = within_class_spread(real, real_classes)
     rows = []
     for ckpt in chosen:
@@ -310,7 +327,9 @@ def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFe
             continue
         model = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
         start = time.perf_counter()
-        fake = torch.cat([to_uint8(model.sample_indexed(idx)) for idx in torch.arange(num).split(100)])
+        asked = protocol.fake_labels(reference_labels, torch.arange(num))
+        fake = torch.cat([to_uint8(model.sample_indexed(idx, labels=None if asked is None else asked[idx]))
+                          for idx in torch.arange(num).split(100)])
         fake_features = features(extractor, fake)
         result = protocol.evaluate(real, fake_features, floor, seed=seed)
         row = {"kimg": kimg_of(ckpt), "fid": round(result.fid, 1), "kid_x1e3": round(result.kid * 1e3, 1),
@@ -318,8 +337,7 @@ def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFe
                "density": round(result.density, 3), "coverage": round(result.coverage, 3), "n_fake": result.n_fake}
         if classifier is not None:
             row["cond_acc"] = conditional_accuracy(model, classifier, num)
-            asked = model.label_space.for_indices(torch.arange(num)).reshape(num, -1)[:, 0]
-            row["class_diversity"] = round(within_class_spread(fake_features, asked) / real_spread, 3)
+            row["class_diversity"] = round(within_class_spread(fake_features, asked.reshape(num, -1)[:, 0]) / real_spread, 3)
         row.update(augment_state(model))
         row["eval_s"] = round(time.perf_counter() - start)
         print(name, f"{row['kimg']:g} kimg:", result.describe(), flush=True)
@@ -365,7 +383,7 @@ def main() -> None:
     parser.add_argument("--skip-fit", action="store_true", help="evaluate the checkpoints of existing runs")
     parser.add_argument("--num", type=int, default=1000, help="samples (and real images) for FID/KID")
     parser.add_argument("--every", type=int, default=1, help="evaluate every n-th kimg checkpoint (and the last)")
-    parser.add_argument("--at", type=float, nargs="+", default=[], metavar="KIMG", help="evaluate the checkpoints at these kimg (and the last) instead of --every")
+    parser.add_argument("--at", type=float, nargs="+", default=[], metavar="KIMG", help="evaluate the first checkpoint at or past each of these kimg (and the last) instead of --every")
     parser.add_argument("--continue-to", type=float, default=0.0, help="resume each finished run up to this kimg")
     parser.add_argument("--max-kimg", type=float, default=0.0, help="train every config for this many kimg (its own max_kimg when 0)")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="lightning fit overrides for every config")

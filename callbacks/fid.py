@@ -8,8 +8,9 @@ sizes, so it is the number to watch when monitoring with a few thousand images.
 
 Protocol, so numbers compare across runs, batch sizes and numbers of GPUs:
 
-- Generated images: sample i comes from the latent seeded by i (and the i-th label of
-  :meth:`gans.labels.LabelSpace.for_indices`): :meth:`gans.training.gan_module.GANModule.sample_indexed`, which draws
+- Generated images: sample i comes from the latent seeded by i and, for a conditional model on labelled data, the
+  label of the i-th real reference image (:func:`gans.metrics.protocol.fake_labels`: the fakes have the reference's
+  class mix): :meth:`gans.training.gan_module.GANModule.sample_indexed`, which draws
   through the model's ``sample`` (so a truncation trick applies), with the EMA generator when
   :class:`callbacks.EMA` keeps one, in eval mode. Each rank generates a contiguous block of the indices.
 - Real images: ``num_real`` images of the datamodule's training set (:meth:`datamodules.base.GANDataModule.real_dataset`,
@@ -155,6 +156,7 @@ class FID(KimgMetric):
         self._extractor: nn.Module | None = None
         self._metrics: dict[str, Any] = {}
         self._real_ready = False
+        self._reference_labels: Tensor | None = None  # the real reference's labels, in its order (labelled data)
         self._computes_is = False  # inception_score on and the extractor returns class logits beside the features
         self._parts: dict[str, list[Tensor]] = {}  # this rank's features (and logits) of the pass under way
         self._widths: dict[str, int] = {}  # of the features and logits
@@ -238,7 +240,8 @@ class FID(KimgMetric):
             self._prepare(trainer, device)
             with EvaluationBar(trainer, self.num_samples, "FID: generated images") as bar:
                 for indices in rank_block(self.num_samples, trainer.global_rank, trainer.world_size).split(self.batch_size):
-                    self._update(to_uint8(pl_module.sample_indexed(indices)), real=False)
+                    labels = protocol.fake_labels(self._fake_label_pool(pl_module), indices)
+                    self._update(to_uint8(pl_module.sample_indexed(indices, labels=labels)), real=False)
                     bar.update(len(indices))
             values = {"metrics/fid": float(self._metrics["fid"].compute())}
             if "kid" in self._metrics:
@@ -339,6 +342,7 @@ class FID(KimgMetric):
 
         labels = contracts.real_labels(trainer, dataset)
         reference = protocol.reference_indices(len(dataset), num_real, self.seed, labels)
+        self._reference_labels = None if labels is None else labels[reference]
         path = self._cache_path(trainer, num_real, stratified=labels is not None)
         loaded = self._load_cache(path, num_features, strategy)
         if not loaded:
@@ -358,6 +362,13 @@ class FID(KimgMetric):
         if not loaded and path is not None:
             self._save_cache(path, trainer.is_global_zero)
         self._real_ready = True
+
+    def _fake_label_pool(self, pl_module: L.LightningModule) -> Tensor | None:
+        """The reference's labels in its order, which a conditional model's samples are asked for; None when the model
+        or the data is unconditional (the samples then follow :meth:`gans.labels.LabelSpace.for_indices`)."""
+        if self._reference_labels is None or not pl_module.label_space.conditional:
+            return None
+        return self._reference_labels
 
     def _measure_floor(self, trainer: L.Trainer, dataset: Any, reference: Tensor, labels: Tensor | None) -> protocol.Floor:
         """FID and KID of :func:`gans.metrics.protocol.floor_indices`' two real sets: the reference's features where it

@@ -11,7 +11,7 @@ from helpers import TinyFeatures, quiet_trainer
 
 from callbacks import FID
 from datamodules import MNISTDataModule
-from gans import DCGAN
+from gans import ACGAN, DCGAN
 from gans.errors import ConfigError
 from gans.metrics import protocol
 from gans.metrics.inception import to_uint8
@@ -121,6 +121,63 @@ def test_fid_callback_compares_with_the_seeded_reference_and_logs_the_floor(tmp_
     assert float(trainer.callback_metrics["metrics/fid_floor"]) == pytest.approx(floor.fid, rel=1e-4)
     assert float(trainer.callback_metrics["metrics/kid_floor"]) == pytest.approx(floor.kid, rel=1e-3, abs=1e-6)
     assert fid.history[-1]["metrics/kid_std"] >= 0
+
+
+def test_conditional_fakes_are_asked_for_the_references_classes() -> None:
+    reference = torch.tensor([[0, 1], [0, 2], [3, 1]])  # 3 reference images, 2 heads
+    asked = protocol.fake_labels(reference, torch.arange(7))
+    assert torch.equal(asked, reference[torch.tensor([0, 1, 2, 0, 1, 2, 0])])  # sample i: reference label i mod N
+    assert torch.equal(protocol.fake_labels(reference, torch.tensor([4, 2])), reference[torch.tensor([1, 2])])  # any block of indices
+    assert protocol.fake_labels(None, torch.arange(3)) is None
+    # N samples have the reference's class mix exactly, a stratified reference of a skewed split included.
+    labels = torch.cat([torch.full((n,), c) for c, n in enumerate([90, 8, 2])])
+    chosen = protocol.reference_indices(len(labels), 50, seed=1, labels=labels)
+    mix = torch.bincount(protocol.fake_labels(labels[chosen], torch.arange(50)), minlength=3)
+    assert mix.tolist() == torch.bincount(labels[chosen], minlength=3).tolist() == [45, 4, 1]
+
+
+def test_fid_callback_asks_a_conditional_model_for_the_references_labels(tmp_path: Path, mnist_root: Path) -> None:
+    extractor = TinyFeatures()
+    fid = FID(every_kimg=0, num_samples=24, num_real=16, batch_size=8, feature_extractor=extractor, cache_dir=str(tmp_path / "c"),
+              kid=False, floor=False)
+    L.seed_everything(0)
+    data = MNISTDataModule(root=str(mnist_root), img_resolution=16, batch_size=16, num_workers=0, download=False)
+    model = ACGAN(num_classes=10, img_resolution=16, img_channels=1, z_dim=8, ngf=8, ndf=8, architecture="dcgan")
+    drawn = []  # (indices, labels) of every call the callback makes
+    sample_indexed = model.sample_indexed
+
+    def recording(indices: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        drawn.append((indices, labels))
+        return sample_indexed(indices, labels=labels)
+
+    model.sample_indexed = recording
+    trainer = quiet_trainer(tmp_path, max_steps=2, callbacks=[fid])
+    trainer.fit(model, datamodule=data)
+    dataset = data.real_dataset()
+    chosen = protocol.reference_indices(len(dataset), 16, seed=0, labels=dataset.labels)
+    indices = torch.arange(24)
+    asked = dataset.labels[chosen][indices % 16]
+    assert not torch.equal(asked, model.label_space.for_indices(indices))  # so the check below tells them apart
+    evaluation = [(i, labels) for i, labels in drawn if labels is not None]
+    assert torch.equal(torch.cat([i for i, _ in evaluation]), indices)  # one pass over the samples, in blocks
+    assert torch.equal(torch.cat([labels for _, labels in evaluation]), asked)
+    model.eval()
+    with torch.no_grad():
+        real = extractor(to_uint8(torch.stack([dataset[int(i)][0] for i in chosen])))
+        fake = extractor(to_uint8(sample_indexed(indices, labels=asked)))
+    assert fid.history[-1]["metrics/fid"] == pytest.approx(protocol.frechet_distance(real, fake), rel=1e-4)
+
+
+def test_sample_indexed_takes_one_label_per_index() -> None:
+    model = ACGAN(num_classes=10, img_resolution=16, img_channels=1, z_dim=8, ngf=8, ndf=8, architecture="dcgan").eval()
+    with torch.no_grad():
+        walk = model.sample_indexed(torch.arange(4))
+        same = model.sample_indexed(torch.arange(4), labels=model.label_space.for_indices(torch.arange(4)))
+        other = model.sample_indexed(torch.arange(4), labels=torch.tensor([5, 5, 5, 5]))
+    scale = walk.abs().max()  # an untrained G's images are small
+    assert torch.allclose(walk, same, atol=1e-4 * scale) and (walk - other).abs().max() > 0.1 * scale
+    with pytest.raises(ValueError, match="one label per index"):
+        model.sample_indexed(torch.arange(4), labels=torch.tensor([1, 2]))
 
 
 def test_kid_subsets_are_at_most_half_the_set_so_the_std_measures_a_spread() -> None:

@@ -14,7 +14,7 @@ For each model of :data:`RUNS`, one after the other:
 2. **Measure** img/s (real images shown to D per second, from ``callbacks.ImagesPerSecond``'s ``train/samples`` and
    ``train/time`` in ``metrics.csv``) and the kimg reached (the checkpoint's ``images_seen``).
 3. **Evaluate** the checkpoint's generator (its EMA copy where the run kept one): FID, KID (mean ± std), precision and
-   recall of N samples (``sample_indexed``: sample i from the latent seeded by i, labels walking over every class)
+   recall of N samples (``sample_indexed``: sample i from the latent seeded by i, a conditional model's asked for the i-th reference label)
    against N real images drawn at random with seed 0 (stratified by class for the conditional model), with the
    real-vs-real floor at the same N; for pix2pix the translations of the held-back edge maps against their photos
    (10 pairs: N = 10 and a floor at 5 against 5, stated as such). TF FID Inception features, one extraction for every
@@ -173,8 +173,9 @@ def extract(extractor: torch.nn.Module, images: torch.Tensor, device: torch.devi
 
 
 def real_reference(data: Any, num: int, extractor: torch.nn.Module, device: torch.device, labels: torch.Tensor | None
-                   ) -> tuple[torch.Tensor, protocol.Floor | None]:
-    """The protocol's reference features of ``data``'s real images and the real-vs-real floor at the same N."""
+                   ) -> tuple[torch.Tensor, protocol.Floor | None, torch.Tensor | None]:
+    """The protocol's reference features of ``data``'s real images, the real-vs-real floor at the same N and the
+    reference's labels (which a conditional model's samples are asked for; None without ``labels``)."""
     dataset = data.real_dataset()
 
     def features_of(indices: torch.Tensor) -> torch.Tensor:
@@ -182,11 +183,12 @@ def real_reference(data: Any, num: int, extractor: torch.nn.Module, device: torc
 
     reference = protocol.reference_indices(len(dataset), num, SEED, labels)
     real = features_of(reference)
+    reference_labels = None if labels is None else labels[reference]
     if protocol.floor_size(len(dataset), len(reference)) < 2:
-        return real, None
+        return real, None, reference_labels
     first, second = protocol.floor_indices(len(dataset), len(reference), SEED, labels)
     first_features = real if torch.equal(first, reference) else features_of(first)
-    return real, protocol.real_floor(first_features, features_of(second), seed=SEED)
+    return real, protocol.real_floor(first_features, features_of(second), seed=SEED), reference_labels
 
 
 def evaluate(run: Run, config: dict, checkpoint: Path, args: argparse.Namespace, extractor: torch.nn.Module, device: torch.device,
@@ -201,7 +203,7 @@ def evaluate(run: Run, config: dict, checkpoint: Path, args: argparse.Namespace,
     if isinstance(model, TranslationGAN):  # the held-back inputs' translations against their targets (all of them)
         inputs, targets = data.held_out_pairs()
         fake = torch.cat([model.translate(chunk.to(device)).cpu() for chunk in inputs.split(50)])
-        reference, floor = real_reference(HeldOut(targets), len(targets), extractor, device, None)
+        reference, floor, _ = real_reference(HeldOut(targets), len(targets), extractor, device, None)
         result = protocol.evaluate(reference, extract(extractor, fake, device), floor, seed=SEED)
         Image.fromarray(columns_picture(model.pictures(model.held_out(data, 8)))).save(picture)
         return result, kimg
@@ -210,8 +212,10 @@ def evaluate(run: Run, config: dict, checkpoint: Path, args: argparse.Namespace,
     key = (json.dumps(config["data"], sort_keys=True), num, labels is not None)
     if key not in REFERENCES:  # DCGAN and StyleGAN2 share the faces' reference and floor
         REFERENCES[key] = real_reference(data, num, extractor, device, labels)
-    reference, floor = REFERENCES[key]
-    fake = torch.cat([model.sample_indexed(indices).cpu() for indices in torch.arange(len(reference)).split(250)])
+    reference, floor, reference_labels = REFERENCES[key]
+    asked = protocol.fake_labels(reference_labels, torch.arange(len(reference)))  # the reference's class mix
+    fake = torch.cat([model.sample_indexed(indices, labels=None if asked is None else asked[indices]).cpu()
+                      for indices in torch.arange(len(reference)).split(250)])
     result = protocol.evaluate(reference, extract(extractor, fake, device), floor, seed=SEED)
     columns = model.label_space.heads[0] if model.label_space.conditional else 8
     grid = model.sample_indexed(torch.arange(GRID if not model.label_space.conditional else columns * 10)).cpu()

@@ -7,6 +7,11 @@ One module for :class:`callbacks.FID` and every benchmark script, so their numbe
   in a folder sorted by name can be a few classes only. For labelled data the draw is stratified by class
   (proportional allocation, largest remainder; several label heads count as one joint class), so the reference has
   the split's class frequencies.
+- **Conditioning of the fakes.** A conditional generator is asked for the reference's classes: generated sample i
+  gets the label of the i-th reference image (:func:`fake_labels`), so the fakes have the same class mix as the real
+  images they are compared with, and a conditional model's FID compares with an unconditional one's. (Asked for
+  every class equally instead, a model that draws each class perfectly would still be scored for the wrong class
+  frequencies.)
 - **Floor.** FID is biased upward at small N (Binkowski et al. 2018, arXiv:1801.01401, section 3; Chong and
   Forsyth 2020, arXiv:1911.07023), and N images of the data against N others of the same data do not score 0. Every
   number is stated with N and with the real-vs-real floor at the same N (:func:`floor_indices`,
@@ -99,6 +104,17 @@ def reference_indices(num_items: int, n: int, seed: int = 0, labels: Tensor | No
         members = (ids == c).nonzero().flatten()  # ascending
         chosen.append(members[torch.randperm(len(members), generator=generator)[:count]])
     return torch.cat(chosen).sort().values
+
+
+def fake_labels(reference_labels: Tensor | None, indices: Tensor) -> Tensor | None:
+    """The labels generated samples ``indices`` are asked for: sample i takes the label of reference image
+    ``i mod N`` (``reference_labels`` holds the N reference images' labels in the reference's order), so N samples
+    have the reference's class mix; None for unlabelled data."""
+    if reference_labels is None:
+        return None
+    if len(reference_labels) == 0:
+        raise ConfigError("fake_labels: the reference holds no labels to condition the samples on.")
+    return reference_labels[indices.long().cpu() % len(reference_labels)]
 
 
 def floor_size(num_items: int, n: int) -> int:

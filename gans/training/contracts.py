@@ -159,8 +159,8 @@ class Sampler(Protocol):
         """``n`` samples (with the model's truncation), from the EMA generator when one is kept."""
         ...
 
-    def sample_indexed(self, indices: Tensor) -> Tensor:
-        """Sample i from the latent seeded by i and the i-th label of :meth:`gans.labels.LabelSpace.for_indices`."""
+    def sample_indexed(self, indices: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Sample i from the latent seeded by i and the given label, or the i-th of :meth:`gans.labels.LabelSpace.for_indices`."""
         ...
 
 

@@ -305,13 +305,17 @@ class GANModule(AdversarialModule):
         return seeded_latents(indices.long().cpu(), self.z_dim)
 
     @torch.no_grad()
-    def sample_indexed(self, indices: Tensor) -> Tensor:
+    def sample_indexed(self, indices: Tensor, labels: Tensor | None = None) -> Tensor:
         """Samples numbered by ``indices`` through :meth:`sample`: index i always gets the latent seeded by i
-        and the i-th label of :meth:`gans.labels.LabelSpace.for_indices`. ``lightning predict`` and
-        :class:`callbacks.FID` draw through this, so a checkpoint's images are reproducible and do not
-        depend on the batch size or the number of ranks; the global RNG is left untouched."""
+        and, unless ``labels`` (one per index) are given, the i-th label of :meth:`gans.labels.LabelSpace.for_indices`.
+        ``lightning predict`` and :class:`callbacks.FID` draw through this (FID with the reference's labels,
+        :func:`gans.metrics.protocol.fake_labels`), so a checkpoint's images are reproducible and do not depend on the
+        batch size or the number of ranks; the global RNG is left untouched."""
         indices = indices.long().cpu()
-        labels = self.label_space.for_indices(indices)
+        if labels is None:
+            labels = self.label_space.for_indices(indices)
+        elif len(labels) != len(indices):
+            raise ValueError(f"sample_indexed: {len(labels)} labels for {len(indices)} indices; give one label per index.")
         return self.sample(len(indices), labels=labels, z=self.indexed_z(indices))
 
     def predict_step(self, batch: Tensor, batch_idx: int) -> dict[str, Tensor]:
