@@ -247,7 +247,8 @@ def data_overrides(config: dict) -> list[str]:
 
 def label_heads(config: dict) -> tuple[int, ...]:
     """The label heads of the config's model (``num_classes``), empty when unconditional."""
-    return LabelSpace.from_num_classes((config["model"].get("init_args") or {}).get("num_classes")).heads
+    model = config.get("model") or {}  # none in a data-only config (a CycleGAN domain's reference)
+    return LabelSpace.from_num_classes((model.get("init_args") or {}).get("num_classes")).heads
 
 
 def model_class(config: dict) -> type:

@@ -10,13 +10,14 @@ What is measured depends on the model (the generators the model samples with, EM
 - **pix2pix**: mean L1 (pixels in [-1, 1]) between output and real photo on the held-back split
   (``data.init_args.held_out_split``) and on the first training pairs; the picture is input | output | target.
 - **CycleGAN**: FID/KID (TF FID Inception, ``--num`` images, the protocol of :mod:`gans.metrics.protocol`: N and the
-  real-vs-real floor beside each) of G_AB(first ``--num`` A images) against a random reference of ``--num`` B images,
-  and of G_BA(B) against A, next to the untranslated baseline (A's reference against B's); the cycle L1
+  real-vs-real floor beside each) of G_AB(A's reference: ``--num`` A images drawn at random with seed 0) against B's
+  reference, and of G_BA(B's reference) against A's, next to the untranslated baseline (A's reference against B's); the cycle L1
   |G_BA(G_AB(a)) - a| and |G_AB(G_BA(b)) - b|. The real features are shared with ``faces_fid.py``'s cache.
-- **StarGAN**: the first ``--num`` labelled images, image i sent to the class i mod K of the first domain head (the
-  others kept): the share that ``callbacks.ConditionalAccuracy``'s classifier (trained on the real labels, cached in
+- **StarGAN**: the protocol's reference (``--num`` labelled images drawn at random with seed 0, stratified by class),
+  image i sent to the class i mod K of the first domain head (the others kept): the share that ``callbacks.ConditionalAccuracy``'s classifier (trained on the real labels, cached in
   ``benchmarks/out/classifiers``) assigns to the requested class, next to the same share for the untranslated
-  images (the baseline); the reconstruction L1 |G(G(x, c'), c) - x|; FID/KID of the translations against the reals.
+  images (the baseline); the reconstruction L1 |G(G(x, c'), c) - x|; FID/KID against the reference of the same images
+  each sent to the class of another reference image (a seeded shuffle: the reference's class mix).
 - **CoGAN**: the paper's claim, that pairs from one latent correspond although the domains share no image: for
   ``--num`` latents, the mean |x_B - f(x_A)| where f is the known map between the domains (edges: dilate(x) - x;
   negative: 1 - x, on [0, 1] pixels), next to the same error for shuffled pairs (no correspondence).
@@ -49,6 +50,7 @@ from faces_fid import (  # noqa: E402
     features,
     label_classifier,
     model_class,
+    real_datamodule,
     real_features,
 )
 
@@ -85,10 +87,12 @@ def pix2pix(model, config: dict, data, num: int) -> dict:
 
 
 def cyclegan(model, config: dict, data, num: int, extractor: InceptionFeatures) -> dict:
-    real_a, real_b = data.held_out_pairs(num)  # with domain datamodules: each one's first images, unaugmented
-    resolution = real_a.shape[-1]
-    (_, feats_a, floor_a), (_, feats_b, floor_b) = (real_features(extractor, num, resolution, config={"data": config["data"]["init_args"][key]})
-                                                    for key in ("domain_a", "domain_b"))  # the protocol's references, faces_fid.py's cache
+    resolution = data.held_out_pairs(1)[0].shape[-1]
+    domains = [{"data": config["data"]["init_args"][key]} for key in ("domain_a", "domain_b")]
+    # The protocol's references (random with seed 0, faces_fid.py's cache); each domain's reference is also what is translated.
+    (ref_a, feats_a, floor_a), (ref_b, feats_b, floor_b) = (real_features(extractor, num, resolution, config=domain) for domain in domains)
+    real_a, real_b = (torch.stack([real_datamodule(domain, resolution).real_dataset()[int(i)][0] for i in ref])
+                      for domain, ref in zip(domains, (ref_a, ref_b)))
     fake_b = in_batches(lambda x: model.translate(x, "ab").cpu(), real_a)
     fake_a = in_batches(lambda x: model.translate(x, "ba").cpu(), real_b)
     cycle_a = in_batches(lambda x: model.translate(x, "ba").cpu(), fake_b)
@@ -107,23 +111,30 @@ def cyclegan(model, config: dict, data, num: int, extractor: InceptionFeatures) 
 
 def stargan(model, config: dict, data, num: int, extractor: InceptionFeatures, classifier_steps: int) -> dict:
     dataset = data.real_dataset()
-    images, labels = default_collate([dataset[i] for i in range(num)])
+    resolution = dataset[0][0].shape[-1]
+    # The inputs are the protocol's reference (random with seed 0, stratified by class; faces_fid.py's cache).
+    reference, real, floor = real_features(extractor, num, resolution, config=config)
+    images, labels = default_collate([dataset[int(i)] for i in reference])
     labels = model.label_rows(labels)
     head = model.domain_heads[0]
     classes = model.label_space.heads[head]
+    # Accuracy: image i sent to class i mod K, so every class counts equally.
     target = labels.clone()
-    target[:, head] = torch.arange(num) % classes
+    target[:, head] = torch.arange(len(reference)) % classes
     moved = in_batches(lambda x, t: model.translate(x, t).cpu(), images, target)
     back = in_batches(lambda x, t: model.translate(x, t).cpu(), moved, labels)
-    resolution = images.shape[-1]
     classifier, real_accuracy, heads = label_classifier(config, resolution, model.label_space.heads, classifier_steps)
 
     def hits(x: torch.Tensor) -> float:
         predicted = torch.cat([classifier(quantize(chunk))[head].argmax(1) for chunk in x.split(100)])
         return round(float((predicted == target[:, head]).float().mean()), 3)
 
-    _, real, floor = real_features(extractor, num, resolution, config=config)
-    result = protocol.evaluate(real, features(extractor, to_uint8(moved)), floor)
+    # FID: image i sent to the class of another reference image (a seeded shuffle), so the translations have the
+    # reference's class mix, as the protocol asks of conditional samples.
+    shuffled = labels.clone()
+    shuffled[:, head] = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(0)), head]
+    mixed = in_batches(lambda x, t: model.translate(x, t).cpu(), images, shuffled)
+    result = protocol.evaluate(real, features(extractor, to_uint8(mixed)), floor)
     print("translations vs real:", result.describe())
     return {"head": heads[head], "classes": classes, "classifier_real_accuracy": real_accuracy[head],
             "target_accuracy_translated": hits(moved), "target_accuracy_untranslated": hits(images),
