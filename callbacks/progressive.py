@@ -152,6 +152,9 @@ class ProgressiveGrowing(Callback):
             )
         if self.lr and trainer.lr_scheduler_configs:
             raise ConfigError("ProgressiveGrowing lr sets the learning rate per resolution and would fight the lr schedulers: use one of them.")
+        if self.lr and pl_module.lr_decay_share() > 0:
+            raise ConfigError("ProgressiveGrowing lr sets the learning rate per resolution and the model's lr_decay_fraction rewrites it every "
+                              "batch: set model.init_args.lr_decay_fraction: 0, or drop the callback's lr.")
         self.base_batch_size = datamodule.batch_size if isinstance(datamodule, contracts.GrowingData) else None
         self.schedule = GrowthSchedule([r for r in stages if r >= self.start_resolution], self.stable_kimg, self.fade_kimg)
         max_kimg = pl_module.max_kimg

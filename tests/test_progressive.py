@@ -167,6 +167,9 @@ def test_bad_settings_are_refused(tmp_path: Path) -> None:
         trainer.fit(RecordingProGAN(), train_dataloaders=loader)
     with pytest.raises(ConfigError, match="must be >= 0"):
         ProgressiveGrowing(fade_kimg=-1)
+    trainer = quiet_trainer(tmp_path, max_steps=1, callbacks=[ProgressiveGrowing(lr={8: 1e-3})])
+    with pytest.raises(ConfigError, match="lr_decay_fraction: 0"):  # two owners of the learning rate
+        trainer.fit(RecordingProGAN(max_kimg=2, lr_decay_fraction=0.5), datamodule=StagedImages())
 
 
 def test_a_run_too_short_for_the_schedule_is_warned_about(tmp_path: Path) -> None:

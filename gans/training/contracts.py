@@ -248,6 +248,10 @@ class GrowingModel(TrainingProgress, Protocol):
         """End the epoch before the current batch trains, so the next one starts from rebuilt dataloaders."""
         ...
 
+    def lr_decay_share(self) -> float:
+        """The last share of ``max_kimg`` over which the model decays its learning rates itself (0 = off)."""
+        ...
+
 
 @runtime_checkable
 class EMAHost(TrainingProgress, Protocol):
