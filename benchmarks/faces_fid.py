@@ -323,8 +323,8 @@ def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFe
         real_spread = within_class_spread(real, real_classes)
     rows = []
     for ckpt in chosen:
-        if kimg_of(ckpt) in known and ckpt != chosen[-1] and (classifier is None or "class_diversity" in known[kimg_of(ckpt)]):
-            rows.append(known[kimg_of(ckpt)])
+        if kimg_of(ckpt) in known and (classifier is None or "class_diversity" in known[kimg_of(ckpt)]):
+            rows.append(known[kimg_of(ckpt)])  # evaluated before under the same key: the same numbers
             continue
         model = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
         start = time.perf_counter()
@@ -346,6 +346,7 @@ def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFe
     evaluated = {row["kimg"] for row in rows}
     summary["curve"] = sorted(rows + [row for kimg, row in known.items() if kimg not in evaluated], key=lambda row: row["kimg"])
     RESULTS.mkdir(exist_ok=True)
+    model = cls.load_from_checkpoint(chosen[-1], map_location="cpu", weights_only=True).eval()  # the grid: the last checkpoint
     if heads:
         save_class_grid(model, real_datamodule(config, resolution), result_file.with_suffix(".png"))
     else:
