@@ -10,8 +10,8 @@ resolution, and FID/KID against kimg.
 3. FID, KID (mean ± std), precision and recall of ``--num`` samples with the evaluation protocol
    (:mod:`gans.metrics.protocol`): against ``--num`` photos of the zip drawn at random with seed 0, with the
    real-vs-real floor at the same N beside them (TF FID Inception; the real features and the floor are
-   ``faces_fid.py``'s cache; about 5 images/s on 2 cores). Lower stages are scored as they are drawn (the Inception
-   resizes every image to 299). The curve goes to ``benchmarks/results/progan_faces_cpu-<config hash>.json``.
+   ``faces_fid.py``'s cache; about 5 images/s on 2 cores). Lower stages are scored as the model samples them,
+   nearest-upsampled to 32 px. The curve goes to ``benchmarks/results/progan_faces_cpu-<config hash>.json``.
 
     python benchmarks/progan_faces.py --num 500           # about 20 min of training + 10 min of metrics
     python benchmarks/progan_faces.py --skip-fit          # metrics and pictures of an existing run
