@@ -4,8 +4,9 @@ Runs ``python -m gans fit --config benchmarks/mnist_fid.yaml`` (the same program
 ``lightning fit``) on the MNIST test split, then reads ``metrics/fid``, ``metrics/kid`` and
 ``train/kimg`` from the CSV log and writes
 
-- ``benchmarks/results/fid_curve_mnist.json``: the curve, wall time and versions;
-- ``benchmarks/results/fid_curve_mnist.png``: FID and KID against kimg;
+- ``benchmarks/results/fid_curve_mnist.json``: the curve, the real-vs-real floor at N = 1,000 (the evaluation
+  protocol of ``callbacks.FID``), wall time and versions;
+- ``benchmarks/results/fid_curve_mnist.png``: FID (with the floor) and KID against kimg;
 - ``benchmarks/results/fid_curve_mnist_samples.png``: the last sample grid (EMA generator).
 
     python benchmarks/fid_curve.py                # 8 epochs = 1,248 batches of 64 = 80 kimg
@@ -30,6 +31,16 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 
+def read_floor(metrics_csv: Path) -> dict[str, float] | None:
+    """The real-vs-real floor ``callbacks.FID`` logs once, with its first evaluation (FID, KID x 1e3, N), or None."""
+    with metrics_csv.open() as f:
+        rows = [r for r in csv.DictReader(f) if r.get("metrics/fid_floor")]
+    if not rows:
+        return None
+    r = rows[0]
+    return {"fid": float(r["metrics/fid_floor"]), "kid_x1e3": 1e3 * float(r["metrics/kid_floor"]), "n": int(float(r["metrics/floor_n"]))}
+
+
 def read_curve(metrics_csv: Path) -> list[dict[str, float]]:
     """Rows of the CSV log that hold an FID evaluation: kimg, FID, KID (x 1e3)."""
     with metrics_csv.open() as f:
@@ -41,7 +52,7 @@ def read_curve(metrics_csv: Path) -> list[dict[str, float]]:
     ]  # fmt: skip
 
 
-def plot(curve: list[dict[str, float]], path: Path) -> None:
+def plot(curve: list[dict[str, float]], path: Path, floor: dict[str, float] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,7 +61,10 @@ def plot(curve: list[dict[str, float]], path: Path) -> None:
     kimg = [p["kimg"] for p in curve]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5), dpi=100)
     a.plot(kimg, [p["fid"] for p in curve], "o-")
-    a.set(xlabel="kimg", ylabel="FID (1k samples)", title="FID, EMA generator")
+    if floor:
+        a.axhline(floor["fid"], color="gray", linestyle="--", label=f"real-vs-real floor (N = {floor['n']})")
+        a.legend()
+    a.set(xlabel="kimg", ylabel="FID (N = 1,000)", title="FID, EMA generator")
     b.errorbar(kimg, [p["kid_x1e3"] for p in curve], yerr=[p["kid_std_x1e3"] for p in curve], fmt="o-", capsize=3)
     b.set(xlabel="kimg", ylabel="KID x 1e3", title="KID (unbiased)")
     fig.suptitle("DCGAN-32, MNIST test split, CPU: EMA + lazy R1 + FID (TF Inception)")
@@ -84,9 +98,12 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     curve = read_curve(run / "metrics.csv")
+    floor = read_floor(run / "metrics.csv")
     record = {
         "command": "python benchmarks/fid_curve.py " + " ".join(argv or []),
         "epochs": args.epochs,
+        "reference": "1,000 digits drawn at random with seed 0, stratified by class (gans.metrics.protocol)",
+        "floor": floor,
         "curve": curve,
         "wall_s": wall,
         "foreign_cpu_load": foreign_load,
@@ -97,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(record, indent=2))
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "fid_curve_mnist.json").write_text(json.dumps(record, indent=2) + "\n")
-    plot(curve, args.results / "fid_curve_mnist.png")
+    plot(curve, args.results / "fid_curve_mnist.png", floor)
     save_small_png(run / "samples" / "latest.png", args.results / "fid_curve_mnist_samples.png")
 
 
