@@ -309,8 +309,7 @@ def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFe
         chosen.append(checkpoints[-1])
     resolution = config["data"]["init_args"]["img_resolution"]
     reference, real, floor = real_features(extractor, num, resolution, config=config, seed=seed)
-    summary.update(n_real=len(reference), floor=None if floor is None else
-                   {"fid": round(floor.fid, 1), "kid_x1e3": round(floor.kid * 1e3, 1), "kid_std_x1e3": round(floor.kid_std * 1e3, 1), "n": floor.n})
+    summary.update(n_real=len(reference), floor=floor_summary(floor))
     cls = model_class(config)
     heads = label_heads(config)
     classifier, reference_labels = None, None
@@ -321,15 +320,15 @@ def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFe
         reference_labels = torch.stack([torch.as_tensor(dataset[int(i)][1]) for i in reference])
         real_classes = reference_labels.reshape(len(reference), -1)[:, 0]
         real_spread = within_class_spread(real, real_classes)
-    rows = []
+    asked = protocol.fake_labels(reference_labels, torch.arange(num))  # the labels samples 0 ... num-1 are asked for
+    rows, model, loaded = [], None, None
     for ckpt in chosen:
         if kimg_of(ckpt) in known and (classifier is None or "class_diversity" in known[kimg_of(ckpt)]):
             rows.append(known[kimg_of(ckpt)])  # evaluated before under the same key: the same numbers
             continue
-        model = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
+        model, loaded = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval(), ckpt
         start = time.perf_counter()
-        asked = protocol.fake_labels(reference_labels, torch.arange(num))
-        fake = torch.cat([to_uint8(model.sample_indexed(idx, labels=None if asked is None else asked[idx]))
+        fake = torch.cat([to_uint8(model.sample_indexed(idx, labels=protocol.fake_labels(reference_labels, idx)))
                           for idx in torch.arange(num).split(100)])
         fake_features = features(extractor, fake)
         result = protocol.evaluate(real, fake_features, floor, seed=seed)
@@ -346,7 +345,8 @@ def evaluate(config_path: Path, num: int, skip_fit: bool, extractor: InceptionFe
     evaluated = {row["kimg"] for row in rows}
     summary["curve"] = sorted(rows + [row for kimg, row in known.items() if kimg not in evaluated], key=lambda row: row["kimg"])
     RESULTS.mkdir(exist_ok=True)
-    model = cls.load_from_checkpoint(chosen[-1], map_location="cpu", weights_only=True).eval()  # the grid: the last checkpoint
+    if loaded != chosen[-1]:  # the grid shows the last checkpoint, whose numbers may have been known already
+        model = cls.load_from_checkpoint(chosen[-1], map_location="cpu", weights_only=True).eval()
     if heads:
         save_class_grid(model, real_datamodule(config, resolution), result_file.with_suffix(".png"))
     else:
@@ -370,6 +370,13 @@ def check_run_folder(run: Path, fit_key: dict, fresh: bool) -> None:
         raise SystemExit(f"{run} holds a run of another config or overrides ({stamp}): train this one under another --tag.")
     elif not stamp.exists():
         print(f"warning: {run} has no fit_key.json (a run from before the stamps): its config cannot be checked.", flush=True)
+
+
+def floor_summary(floor: protocol.Floor | None) -> dict | None:
+    """The real-vs-real floor as a result file records it (FID, KID x 1e3 and its std, N), or None."""
+    if floor is None:
+        return None
+    return {"fid": round(floor.fid, 1), "kid_x1e3": round(floor.kid * 1e3, 1), "kid_std_x1e3": round(floor.kid_std * 1e3, 1), "n": floor.n}
 
 
 def floor_cell(summary: dict) -> str:

@@ -35,7 +35,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
-from faces_fid import FACES, features, real_features  # noqa: E402
+from faces_fid import FACES, features, floor_summary, real_features  # noqa: E402
 from mnist_dcgan import run_measured  # noqa: E402
 
 from gans import ProGAN  # noqa: E402
@@ -69,8 +69,7 @@ def main() -> None:
     torch.set_grad_enabled(False)
     extractor = InceptionFeatures()
     _, real, floor = real_features(extractor, args.num, 32)
-    summary["floor"] = None if floor is None else {"fid": round(floor.fid, 1), "kid_x1e3": round(floor.kid * 1e3, 1),
-                                                   "kid_std_x1e3": round(floor.kid_std * 1e3, 1), "n": floor.n}
+    summary["floor"] = floor_summary(floor)
     rows, strips = [], []
     for ckpt in checkpoints:
         model = ProGAN.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()

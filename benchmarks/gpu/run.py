@@ -213,8 +213,7 @@ def evaluate(run: Run, config: dict, checkpoint: Path, args: argparse.Namespace,
     if key not in REFERENCES:  # DCGAN and StyleGAN2 share the faces' reference and floor
         REFERENCES[key] = real_reference(data, num, extractor, device, labels)
     reference, floor, reference_labels = REFERENCES[key]
-    asked = protocol.fake_labels(reference_labels, torch.arange(len(reference)))  # the reference's class mix
-    fake = torch.cat([model.sample_indexed(indices, labels=None if asked is None else asked[indices]).cpu()
+    fake = torch.cat([model.sample_indexed(indices, labels=protocol.fake_labels(reference_labels, indices)).cpu()  # the reference's class mix
                       for indices in torch.arange(len(reference)).split(250)])
     result = protocol.evaluate(reference, extract(extractor, fake, device), floor, seed=SEED)
     columns = model.label_space.heads[0] if model.label_space.conditional else 8
