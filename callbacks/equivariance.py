@@ -76,7 +76,8 @@ class Equivariance(KimgMetric):
         self.seed = seed
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage == "fit" and not has_learned_constant(getattr(pl_module, "sampling_generator", None)):
+        learned_constant = isinstance(pl_module, contracts.StyleSampler) and has_learned_constant(pl_module.sampling_generator)  # StyleGAN2
+        if stage == "fit" and not learned_constant:
             contracts.require(
                 pl_module,
                 contracts.TransformableSampler,
